@@ -1,0 +1,95 @@
+"""The five synthetic metrics of HET App. E.3, formulas (i)-(v).
+
+For a shared SAE both modalities go through the same encoder/decoder ``W``; for
+modality-specific SAEs the image side uses ``V`` and the text side ``W`` (after post-hoc
+alignment the text latents, and hence its decoder atoms, are re-indexed by ``perm``). The cosine
+of a zero vector is taken as 0, so an input that activates no latent counts as fully misaligned.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..sae import PairedSAE
+from ..store import EmbeddingStore
+from ..synth.het import GroundTruth
+
+METRICS = ("reconstruction_error", "feature_recovery_error", "alignment_error", "feature_alignment_error", "collapse_rate")
+
+
+def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity, 0 where either row is zero."""
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    denom = na * nb
+    return np.divide((a * b).sum(1), denom, out=np.zeros_like(denom), where=denom > 0)
+
+
+def squared_error(a: np.ndarray, a_hat: np.ndarray) -> np.ndarray:
+    """``||a - a_hat||_2^2`` per row."""
+    return ((a - a_hat) ** 2).sum(1)
+
+
+def reconstruction_error(x, x_hat, y, y_hat) -> float:
+    """(i) ``1/2 E[||x - x~||^2 + ||y - y~||^2]``."""
+    return 0.5 * float(squared_error(x, x_hat).mean() + squared_error(y, y_hat).mean())
+
+
+def feature_recovery_error(phi, phi_hat, psi, psi_hat) -> float:
+    """(ii) ``1/(2 n_S) sum_i ||psi_i - psi~_i||^2 + ||phi_i - phi~_i||^2`` (rows = shared concepts)."""
+    return 0.5 * float(squared_error(phi, phi_hat).mean() + squared_error(psi, psi_hat).mean())
+
+
+def alignment_error(z_image, z_text) -> float:
+    """(iii) ``1 - E[cos(z~(x), z~(y))]`` over paired inputs (also (iv) on feature pairs)."""
+    return 1.0 - float(row_cosine(z_image, z_text).mean())
+
+
+def collapse_rate(atoms_image: np.ndarray, atoms_text: np.ndarray, phi: np.ndarray, psi: np.ndarray) -> float:
+    """(v) fraction of shared concepts with ``argmax_j cos(w_j, phi_i) = argmax_j cos(w'_j, psi_i)``.
+
+    ``atoms_*`` are ``m x d`` decoder rows (any norm), ``phi``/``psi`` are ``n_S x d``.
+    """
+    def nearest(atoms, feats):
+        unit = atoms / np.maximum(np.linalg.norm(atoms, axis=1, keepdims=True), 1e-12)
+        return np.argmax(feats @ unit.T, axis=1)
+
+    return float((nearest(atoms_image, phi) == nearest(atoms_text, psi)).mean())
+
+
+@torch.no_grad()
+def _run(model: PairedSAE, side: str, inputs: np.ndarray, perm: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Reconstruction and dense code of ``inputs`` through ``side``; text codes re-indexed by ``perm``."""
+    sae = model.side(side)
+    x_hat, code = sae(torch.as_tensor(inputs, dtype=torch.float32))
+    z = code.dense().numpy()
+    if side == "text" and perm is not None:
+        z = z[:, perm]
+    return x_hat.numpy(), z
+
+
+def evaluate_het(model: PairedSAE, gt: GroundTruth, eval_store: EmbeddingStore, perm: np.ndarray | None = None,
+                 batch_size: int = 4096) -> dict[str, float]:
+    """All five metrics of one trained model, streaming the evaluation store."""
+    model = model.cpu().eval()
+    n, rec, cos_sum = 0, 0.0, 0.0
+    for batch in eval_store.iter_batches(batch_size):
+        x_hat, zx = _run(model, "image", batch.image, perm)
+        y_hat, zy = _run(model, "text", batch.text, perm)
+        rec += reconstruction_error(batch.image, x_hat, batch.text, y_hat) * len(batch)
+        cos_sum += row_cosine(zx, zy).sum()
+        n += len(batch)
+    shared = gt.shared
+    phi, psi = gt.phi[:, shared].T, gt.psi[:, shared].T
+    phi_hat, z_phi = _run(model, "image", phi, perm)
+    psi_hat, z_psi = _run(model, "text", psi, perm)
+    atoms_text = model.side("text").W_dec.detach().numpy()
+    if perm is not None and model.spec.arrangement == "specific":
+        atoms_text = atoms_text[perm]
+    return {
+        "reconstruction_error": rec / n,
+        "feature_recovery_error": feature_recovery_error(phi, phi_hat, psi, psi_hat),
+        "alignment_error": 1.0 - cos_sum / n,
+        "feature_alignment_error": alignment_error(z_phi, z_psi),
+        "collapse_rate": collapse_rate(model.side("image").W_dec.detach().numpy(), atoms_text, phi, psi),
+    }

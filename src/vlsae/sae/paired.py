@@ -1,0 +1,88 @@
+"""Modality arrangements (HET §5): one shared SAE, or one SAE per modality with m/2 latents each.
+
+A :class:`PairedSAE` exposes ``side("image")`` and ``side("text")``; for the shared arrangement
+both return the same SAE, so training, alignment and metrics never branch on the arrangement.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..atomic import atomic_path, write_json
+from .base import SparseAutoencoder
+from .registry import build_sae
+
+ARRANGEMENTS = ("shared", "specific")
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+
+@dataclass(frozen=True)
+class SAESpec:
+    """What to build: architecture, total latents ``m``, its parameters, and the arrangement."""
+
+    architecture: str = "topk"
+    latents: int = 8192
+    arrangement: str = "shared"
+    unit_norm_decoder: bool = True
+    params: dict = field(default_factory=lambda: {"k": 32})
+
+    def __post_init__(self):
+        if self.arrangement not in ARRANGEMENTS:
+            raise ValueError(f"arrangement must be one of {ARRANGEMENTS}, got {self.arrangement!r}")
+        if self.arrangement == "specific" and self.latents % 2:
+            raise ValueError(f"modality-specific SAEs split latents in two; latents={self.latents} is odd")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SAESpec":
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown SAE spec key(s): {sorted(unknown)}")
+        return cls(**data)
+
+    @property
+    def slug(self) -> str:
+        """Readable id, e.g. ``topk-k16-m2048-shared``."""
+        ps = "-".join(f"{k}{v}" for k, v in sorted(self.params.items()))
+        return "-".join(p for p in (self.architecture, ps, f"m{self.latents}", self.arrangement) if p)
+
+
+class PairedSAE(nn.Module):
+    def __init__(self, spec: SAESpec, d: int):
+        super().__init__()
+        self.spec, self.d = spec, d
+        if spec.arrangement == "shared":
+            names, m = ("shared",), spec.latents
+        else:
+            names, m = ("image", "text"), spec.latents // 2
+        self.saes = nn.ModuleDict(
+            {n: build_sae(spec.architecture, d, m, spec.unit_norm_decoder, **spec.params) for n in names}
+        )
+
+    def side(self, modality: str) -> SparseAutoencoder:
+        """The SAE that encodes ``modality`` (``image`` or ``text``)."""
+        return self.saes["shared"] if self.spec.arrangement == "shared" else self.saes[modality]
+
+    def components(self) -> list[SparseAutoencoder]:
+        """The distinct SAEs (one if shared, two if modality-specific)."""
+        return list(self.saes.values())
+
+    def save(self, out_dir: str | Path, extra_config: dict | None = None) -> None:
+        """Write ``model.safetensors`` and ``config.json`` atomically."""
+        out_dir = Path(out_dir)
+        with atomic_path(out_dir / WEIGHTS) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp))
+        write_json(out_dir / CONFIG, {"d": self.d, "sae": asdict(self.spec), **(extra_config or {})})
+
+
+def load_paired_sae(sae_dir: str | Path, device: str = "cpu") -> PairedSAE:
+    """Rebuild a trained :class:`PairedSAE` from its folder."""
+    sae_dir = Path(sae_dir)
+    cfg = json.loads((sae_dir / CONFIG).read_text())
+    model = PairedSAE(SAESpec.from_dict(cfg["sae"]), cfg["d"])
+    model.load_state_dict(load_file(str(sae_dir / WEIGHTS), device=device))
+    return model.to(device).eval()

@@ -1,0 +1,226 @@
+"""Sharded Parquet embedding store.
+
+One store is a folder of shards ``part-NNNNN.parquet`` plus ``manifest.json``. Every shard
+holds both rows of each of its pairs, so a paired batch never spans two files. Row schema:
+
+==========  ====================================  =========================================
+column      type                                  meaning
+==========  ====================================  =========================================
+pair_id     int64                                 index of the (image, text) pair
+modality    string (``image`` or ``text``)        which side of the pair the row embeds
+embedding   fixed_size_list<float32>[dim]         the embedding
+source_id   string                                where it came from (file name, caption id)
+==========  ====================================  =========================================
+
+Shards are written atomically (temp file, then rename) and the manifest last, so a store
+with a manifest is complete and a crashed write leaves only whole shards behind. Readers
+stream shard by shard and never hold more than one shard (plus one batch) in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import atomic_path, write_json
+
+MANIFEST = "manifest.json"
+FORMAT = "vlsae-embeddings/1"
+MODALITIES = ("image", "text")
+
+
+def arrow_schema(dim: int) -> pa.Schema:
+    """The Parquet schema of a store whose embeddings have ``dim`` components."""
+    return pa.schema(
+        [
+            ("pair_id", pa.int64()),
+            ("modality", pa.string()),
+            ("embedding", pa.list_(pa.float32(), dim)),
+            ("source_id", pa.string()),
+        ]
+    )
+
+
+@dataclass
+class PairBatch:
+    """Paired embeddings: row i of ``image`` and row i of ``text`` belong to ``pair_id[i]``."""
+
+    pair_id: np.ndarray
+    image: np.ndarray
+    text: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pair_id)
+
+
+class StoreWriter:
+    """Buffer pairs and flush them to atomic shards of ``shard_pairs`` pairs.
+
+    Use as a context manager; the manifest is written only when the block exits cleanly.
+    """
+
+    def __init__(self, root: str | Path, dim: int, shard_pairs: int = 65536, metadata: dict | None = None):
+        if shard_pairs < 1:
+            raise ValueError(f"shard_pairs must be >= 1, got {shard_pairs}")
+        self.root = Path(root)
+        self.dim = int(dim)
+        self.shard_pairs = int(shard_pairs)
+        self.metadata = dict(metadata or {})
+        self.schema = arrow_schema(self.dim)
+        self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]] = []
+        self._buffered = 0
+        self._shards: list[dict] = []
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / MANIFEST).unlink(missing_ok=True)
+
+    def add(
+        self,
+        pair_id: np.ndarray,
+        image: np.ndarray,
+        text: np.ndarray,
+        image_source: Sequence[str] | None = None,
+        text_source: Sequence[str] | None = None,
+    ) -> None:
+        """Queue paired embeddings (``n x dim`` each) with optional per-side source ids."""
+        pair_id = np.asarray(pair_id, dtype=np.int64)
+        image = np.asarray(image, dtype=np.float32)
+        text = np.asarray(text, dtype=np.float32)
+        n = len(pair_id)
+        for name, arr in (("image", image), ("text", text)):
+            if arr.shape != (n, self.dim):
+                raise ValueError(f"{name} embeddings have shape {arr.shape}, expected ({n}, {self.dim})")
+        image_source = list(image_source) if image_source is not None else [""] * n
+        text_source = list(text_source) if text_source is not None else [""] * n
+        start = 0
+        while start < n:
+            take = min(n - start, self.shard_pairs - self._buffered)
+            sl = slice(start, start + take)
+            self._buffer.append((pair_id[sl], image[sl], text[sl], image_source[sl], text_source[sl]))
+            self._buffered += take
+            start += take
+            if self._buffered == self.shard_pairs:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffered:
+            return
+        pid = np.concatenate([b[0] for b in self._buffer])
+        img = np.concatenate([b[1] for b in self._buffer])
+        txt = np.concatenate([b[2] for b in self._buffer])
+        src = [s for b in self._buffer for s in b[3]] + [s for b in self._buffer for s in b[4]]
+        n = len(pid)
+        emb = np.concatenate([img, txt]).reshape(-1)
+        table = pa.table(
+            {
+                "pair_id": np.concatenate([pid, pid]),
+                "modality": ["image"] * n + ["text"] * n,
+                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb, pa.float32()), self.dim),
+                "source_id": src,
+            },
+            schema=self.schema,
+        )
+        name = f"part-{len(self._shards):05d}.parquet"
+        with atomic_path(self.root / name) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+        self._shards.append({"file": name, "n_pairs": n})
+        self._buffer, self._buffered = [], 0
+
+    def close(self) -> dict:
+        """Flush the last shard and write the manifest; return the manifest."""
+        self._flush()
+        manifest = {
+            "format": FORMAT,
+            "dim": self.dim,
+            "n_pairs": sum(s["n_pairs"] for s in self._shards),
+            "shards": self._shards,
+            "metadata": self.metadata,
+        }
+        write_json(self.root / MANIFEST, manifest)
+        return manifest
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+
+
+class EmbeddingStore:
+    """Read-only view of a complete store (one with a manifest)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if self.root.name == MANIFEST:
+            self.root = self.root.parent
+        path = self.root / MANIFEST
+        if not path.exists():
+            raise FileNotFoundError(f"{self.root} is not a complete embedding store: {MANIFEST} is missing")
+        self.manifest = json.loads(path.read_text())
+        if self.manifest.get("format") != FORMAT:
+            raise ValueError(f"{path}: unknown store format {self.manifest.get('format')!r}, expected {FORMAT!r}")
+        self.dim: int = self.manifest["dim"]
+        self.n_pairs: int = self.manifest["n_pairs"]
+        self.metadata: dict = self.manifest.get("metadata", {})
+
+    def __len__(self) -> int:
+        return self.n_pairs
+
+    def read_shard(self, index: int) -> PairBatch:
+        """Load one shard as aligned image and text arrays."""
+        table = pq.read_table(self.root / self.manifest["shards"][index]["file"], columns=["pair_id", "modality", "embedding"])
+        pid = table["pair_id"].to_numpy()
+        modality = table["modality"].to_numpy(zero_copy_only=False)
+        emb = table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, self.dim)
+        sides = {}
+        for m in MODALITIES:
+            mask = modality == m
+            order = np.argsort(pid[mask], kind="stable")
+            sides[m] = (pid[mask][order], emb[mask][order])
+        if not np.array_equal(sides["image"][0], sides["text"][0]):
+            raise ValueError(f"shard {index} of {self.root}: image and text rows do not pair up by pair_id")
+        return PairBatch(sides["image"][0], sides["image"][1], sides["text"][1])
+
+    def iter_shards(self) -> Iterator[PairBatch]:
+        for i in range(len(self.manifest["shards"])):
+            yield self.read_shard(i)
+
+    def iter_batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False) -> Iterator[PairBatch]:
+        """Stream paired batches.
+
+        With ``shuffle``, shard order and row order within each shard are permuted by a
+        generator seeded with ``seed`` (pass ``seed + epoch`` for a fresh order per epoch).
+        Memory holds one shard plus one batch.
+        """
+        rng = np.random.default_rng(seed)
+        shard_order = rng.permutation(len(self.manifest["shards"])) if shuffle else range(len(self.manifest["shards"]))
+        carry: PairBatch | None = None
+        for s in shard_order:
+            part = self.read_shard(int(s))
+            if shuffle:
+                perm = rng.permutation(len(part))
+                part = PairBatch(part.pair_id[perm], part.image[perm], part.text[perm])
+            if carry is not None:
+                part = _concat([carry, part])
+                carry = None
+            n_full = len(part) // batch_size * batch_size
+            for start in range(0, n_full, batch_size):
+                sl = slice(start, start + batch_size)
+                yield PairBatch(part.pair_id[sl], part.image[sl], part.text[sl])
+            if n_full < len(part):
+                carry = PairBatch(part.pair_id[n_full:], part.image[n_full:], part.text[n_full:])
+        if carry is not None and not drop_last:
+            yield carry
+
+    def n_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        return self.n_pairs // batch_size if drop_last else -(-self.n_pairs // batch_size)
+
+
+def _concat(parts: list[PairBatch]) -> PairBatch:
+    return PairBatch(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("pair_id", "image", "text")))

@@ -1,0 +1,1 @@
+"""Synthetic data-generating processes with ground truth (science.md, "Synthetic studies")."""
