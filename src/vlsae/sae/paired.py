@@ -7,13 +7,14 @@ both return the same SAE, so training, alignment and metrics never branch on the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..atomic import atomic_path, write_json
+from ..strict import from_dict
 from .base import SparseAutoencoder
 from .registry import build_sae
 
@@ -39,10 +40,7 @@ class SAESpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SAESpec":
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown SAE spec key(s): {sorted(unknown)}")
-        return cls(**data)
+        return from_dict(cls, data, "SAE spec")
 
     @property
     def slug(self) -> str:

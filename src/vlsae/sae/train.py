@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +26,7 @@ from tqdm import tqdm
 from ..atomic import atomic_path
 from ..device import resolve_device
 from ..store import EmbeddingStore
+from ..strict import from_dict
 from .base import Code
 from .paired import PairedSAE, SAESpec
 
@@ -56,10 +57,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown training key(s): {sorted(unknown)}")
-        return cls(**data)
+        return from_dict(cls, data, "training")
 
     def lr_factor(self, step: int, total: int) -> float:
         """Multiplier of ``lr`` at ``step``: linear warmup, then constant or cosine to 0."""

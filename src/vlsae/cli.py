@@ -1,0 +1,161 @@
+"""Command-line interface: one subcommand per workflow stage (each Snakemake rule calls one).
+
+Structured arguments (DGP parameters, SAE spec, training protocol) are passed as JSON objects
+and validated by the dataclass they build, so an unknown key fails with its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("vlsae")
+
+
+def _json(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def cmd_synth_het(a: argparse.Namespace) -> None:
+    from .strict import from_dict
+    from .synth.het import HetDGP, write_het_dataset
+
+    dgp = from_dict(HetDGP, a.dgp, "DGP")
+    every = max(1, a.n_train // 10)
+
+    def progress(split, done, total):
+        if done == total or done % every < 8192:
+            log.info("%s: %d/%d pairs", split, done, total)
+
+    write_het_dataset(dgp, a.out, a.n_train, a.n_eval, a.seed, a.shard_pairs, progress=progress)
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from .sae import SAESpec
+    from .sae.train import TrainConfig, train_paired_sae
+    from .store import EmbeddingStore
+
+    train_paired_sae(SAESpec.from_dict(a.sae), EmbeddingStore(a.data), TrainConfig.from_dict(a.training),
+                     a.out, seed=a.seed, device=a.device)
+
+
+def cmd_align(a: argparse.Namespace) -> None:
+    from .align import align_paired_sae
+    from .sae import load_paired_sae
+    from .store import EmbeddingStore
+
+    model = load_paired_sae(a.model)
+    if model.spec.arrangement != "specific":
+        raise SystemExit(f"{a.model}: post-hoc alignment needs a modality-specific SAE pair")
+    alignment = align_paired_sae(model, EmbeddingStore(a.data))
+    alignment.save(a.out)
+    log.info("matched %d live latents, mean matched correlation %.3f",
+             alignment.matched.sum(), float(alignment.matched_corr[alignment.matched].mean()))
+
+
+def cmd_eval_het(a: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .align import Alignment
+    from .atomic import atomic_path
+    from .metrics.synthetic import evaluate_het
+    from .sae import load_paired_sae
+    from .store import EmbeddingStore
+    from .synth.het import GroundTruth
+
+    model = load_paired_sae(a.model)
+    gt, store = GroundTruth.load(a.ground_truth), EmbeddingStore(a.data)
+    base = "shared" if model.spec.arrangement == "shared" else "modality-specific"
+    results = {base: evaluate_het(model, gt, store)}
+    if a.alignment:
+        results[f"{base} + post-hoc"] = evaluate_het(model, gt, store, Alignment.load(a.alignment).perm)
+    rows = [{"method": method, "alpha": gt.alpha, "seed": a.seed, "sae_id": model.spec.slug, "metric": k, "value": v}
+            for method, metrics in results.items() for k, v in metrics.items()]
+    with atomic_path(a.out) as tmp:
+        pd.DataFrame(rows).to_parquet(tmp, index=False)
+    for row in rows:
+        log.info("%-32s %-24s %.4f", row["method"], row["metric"], row["value"])
+
+
+def cmd_report_het_fig5(a: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .report.het_fig5 import plot, wide_table, write_table
+
+    table = wide_table(pd.concat([pd.read_parquet(p) for p in a.metrics], ignore_index=True))
+    write_table(table, a.table, a.markdown)
+    plot(table, a.pdf, a.png)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vlsae", description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth-het", help="write a HET synthetic dataset (HET E.2) to the store")
+    s.add_argument("--out", required=True, type=Path, help="dataset folder (train/, eval/, ground_truth.npz)")
+    s.add_argument("--dgp", type=_json, default={}, help="HetDGP fields as JSON, e.g. '{\"d\": 64, \"alpha\": 0.5}'")
+    s.add_argument("--n-train", type=int, default=50_000)
+    s.add_argument("--n-eval", type=int, default=10_000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--shard-pairs", type=int, default=65_536)
+    s.set_defaults(func=cmd_synth_het)
+
+    s = sub.add_parser("train", help="train one SAE (or one modality-specific pair)")
+    s.add_argument("--data", required=True, type=Path, help="training store (folder or manifest.json)")
+    s.add_argument("--out", required=True, type=Path, help="run folder for weights, config and log")
+    s.add_argument("--sae", type=_json, default={}, help="SAESpec as JSON")
+    s.add_argument("--training", type=_json, default={}, help="TrainConfig as JSON")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("align", help="Hungarian post-hoc alignment of a modality-specific pair")
+    s.add_argument("--model", required=True, type=Path, help="trained run folder")
+    s.add_argument("--data", required=True, type=Path, help="training store the pair was trained on")
+    s.add_argument("--out", required=True, type=Path, help="alignment.npz")
+    s.set_defaults(func=cmd_align)
+
+    s = sub.add_parser("eval-het", help="the five synthetic metrics of HET E.3")
+    s.add_argument("--model", required=True, type=Path)
+    s.add_argument("--data", required=True, type=Path, help="evaluation store")
+    s.add_argument("--ground-truth", required=True, type=Path)
+    s.add_argument("--alignment", type=Path, default=None, help="alignment.npz: also report the aligned pair")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
+    s.set_defaults(func=cmd_eval_het)
+
+    s = sub.add_parser("report-het-fig5", help="HET Fig. 5 table and figure from tidy metrics")
+    s.add_argument("metrics", nargs="+", type=Path)
+    s.add_argument("--table", required=True)
+    s.add_argument("--markdown", required=True)
+    s.add_argument("--pdf", required=True)
+    s.add_argument("--png", required=True)
+    s.set_defaults(func=cmd_report_het_fig5)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"vlsae {args.command}: error: {e}") from e
+
+
+if __name__ == "__main__":
+    main()

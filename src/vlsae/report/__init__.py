@@ -1,0 +1,1 @@
+"""Tables and figures: pure functions from tidy metric files to artifacts."""

@@ -1,0 +1,64 @@
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+SCHEMA = "workflow/schemas/config.schema.yaml"
+
+
+def _validate(repo, cfg):
+    cfg = copy.deepcopy(cfg)
+    validate(cfg, str(repo / SCHEMA))
+    return cfg
+
+
+@pytest.mark.parametrize("name", ["config/config.yaml", "config/paper.yaml", ".test/config/config.yaml"])
+def test_shipped_configs_validate_and_get_defaults(repo, name):
+    cfg = _validate(repo, yaml.safe_load((repo / name).read_text()))
+    assert cfg["results"] == "results"
+    assert cfg["het_synthetic"]["training"]["lr"] == 5e-4 or name.startswith(".test")
+    assert cfg["het_synthetic"]["dgp"]["sparsity"] == 0.99
+
+
+def test_paper_config_is_exact(repo):
+    cfg = _validate(repo, yaml.safe_load((repo / "config/paper.yaml").read_text()))
+    het, fig5 = cfg["het_synthetic"], cfg["het_fig5"]
+    assert (het["dgp"]["d"], het["dgp"]["n_shared"], het["dgp"]["n_image"], het["dgp"]["n_text"]) == (256, 1024, 512, 512)
+    assert (het["n_train"], het["n_eval"], het["dgp"]["noise_std"], het["dgp"]["max_interference"]) == (50000, 10000, 0.05, 0.30)
+    assert fig5["alphas"] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0] and fig5["seeds"] == [0, 1, 2]
+    assert fig5["sae"]["latents"] == 8192 and fig5["sae"]["params"] == {"k": 16}
+    t = het["training"]
+    assert (t["batch_size"], t["epochs"], t["weight_decay"], t["warmup_fraction"], t["schedule"]) == (256, 10, 0.0, 0.0, "constant")
+
+
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        ({"het_fig5": {"sead": [0]}}, r"'sead' was unexpected"),
+        ({"het_synthetic": {"dgp": {"d": "sixty-four"}}}, "'sixty-four' is not of type 'integer'"),
+        ({"het_synthetic": {"training": {"schedule": "linear"}}}, "linear"),
+        ({"het_fig5": {"alphas": [1.5]}}, "1.5"),
+        ({"het_fig5": {"sae": {"latents": 33}}}, "33"),
+    ],
+)
+def test_bad_config_names_the_key(repo, patch, message):
+    with pytest.raises(WorkflowError, match=message):
+        _validate(repo, patch)
+
+
+def test_snakemake_refuses_a_bad_key_at_once(repo, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("het_fig5:\n  sead: [0]\n")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad), "--cores", "1"],
+                         cwd=repo, capture_output=True, text=True)
+    assert out.returncode != 0 and "sead" in out.stdout + out.stderr
+
+
+def test_cli_rejects_unknown_keys(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "vlsae.cli", "synth-het", "--out", str(tmp_path), "--dgp", '{"dd": 3}'],
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "unknown DGP key(s): ['dd']" in out.stderr

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from vlsae.metrics.synthetic import alignment_error, collapse_rate, feature_recovery_error, reconstruction_error, row_cosine
+
+
+def test_reconstruction_error_by_hand():
+    x = np.array([[1.0, 0.0], [0.0, 2.0]])
+    x_hat = np.array([[0.0, 0.0], [0.0, 1.0]])  # squared errors 1 and 1 -> mean 1
+    y = np.array([[3.0, 0.0], [0.0, 0.0]])
+    y_hat = np.array([[1.0, 0.0], [0.0, 0.0]])  # squared errors 4 and 0 -> mean 2
+    assert reconstruction_error(x, x_hat, y, y_hat) == pytest.approx(0.5 * (1 + 2))
+
+
+def test_feature_recovery_error_by_hand():
+    phi = np.eye(2)
+    phi_hat = np.array([[0.5, 0.0], [0.0, 1.0]])  # 0.25, 0
+    psi = np.eye(2)
+    psi_hat = np.zeros((2, 2))  # 1, 1
+    # 1/(2 n_S) * (0.25 + 0 + 1 + 1) with n_S = 2
+    assert feature_recovery_error(phi, phi_hat, psi, psi_hat) == pytest.approx(2.25 / 4)
+
+
+def test_alignment_error_by_hand():
+    z_img = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    z_txt = np.array([[2.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    # cosines 1, 1/sqrt(2), and 0 for the all-zero code
+    np.testing.assert_allclose(row_cosine(z_img, z_txt), [1.0, 2**-0.5, 0.0])
+    assert alignment_error(z_img, z_txt) == pytest.approx(1 - (1 + 2**-0.5) / 3)
+
+
+def test_collapse_rate_by_hand():
+    atoms = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
+    phi = np.array([[0.9, 0.1, 0.0], [0.0, 0.2, 0.9]])
+    psi = np.array([[0.8, 0.3, 0.0], [0.0, 0.9, 0.1]])
+    # concept 0: both nearest to atom 0 (collapsed); concept 1: atom 2 vs atom 1 (split)
+    assert collapse_rate(atoms, atoms, phi, psi) == 0.5
+    # a text dictionary with permuted rows splits concept 0 as well
+    assert collapse_rate(atoms, atoms[[1, 0, 2]], phi, psi) == 0.0

@@ -1,0 +1,56 @@
+# Config validation and target enumeration. No science lives here.
+import json
+from dataclasses import asdict, replace
+
+from snakemake.utils import validate
+
+from vlsae.sae import SAESpec
+
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+RESULTS = config["results"]
+HET = config["het_synthetic"]
+FIG5 = config["het_fig5"]
+
+# SAE specs addressable by their slug (the {sae_id} wildcard).
+FIG5_SPECS = {arr: SAESpec(**FIG5["sae"], arrangement=arr) for arr in ("shared", "specific")}
+SAE_SPECS = {spec.slug: spec for spec in FIG5_SPECS.values()}
+
+
+wildcard_constraints:
+    alpha=r"[0-9.]+",
+    seed=r"\d+",
+    sae_id="|".join(SAE_SPECS),
+
+
+def sae_json(wildcards):
+    return json.dumps(asdict(SAE_SPECS[wildcards.sae_id]))
+
+
+def het_dgp_json(wildcards):
+    return json.dumps({**HET["dgp"], "alpha": float(wildcards.alpha)})
+
+
+def alignment_if_specific(wildcards):
+    """Modality-specific pairs are also evaluated after post-hoc alignment."""
+    if SAE_SPECS[wildcards.sae_id].arrangement != "specific":
+        return []
+    return f"{RESULTS}/saes/synthetic/het-alpha{wildcards.alpha}/{wildcards.sae_id}/seed{wildcards.seed}/alignment.npz"
+
+
+def fig5_metric_files():
+    return expand(
+        f"{RESULTS}/metrics/het_synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}.parquet",
+        alpha=FIG5["alphas"],
+        sae_id=[spec.slug for spec in FIG5_SPECS.values()],
+        seed=FIG5["seeds"],
+    )
+
+
+def all_targets():
+    targets = []
+    if FIG5["enabled"]:
+        targets += expand(f"{RESULTS}/tables/het_fig5_alpha_sweep.{{ext}}", ext=("csv", "md"))
+        targets += expand(f"{RESULTS}/figures/het_fig5_alpha_sweep.{{ext}}", ext=("pdf", "png"))
+    return targets

@@ -1,0 +1,28 @@
+# Metric suites -> tidy Parquet (one row per method x metric).
+
+
+rule evaluate_het_synthetic:
+    input:
+        weights=rules.train_sae_synthetic.output.weights,
+        data=rules.synth_het.output.eval,
+        ground_truth=rules.synth_het.output.ground_truth,
+        alignment=alignment_if_specific,
+    output:
+        f"{RESULTS}/metrics/het_synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}.parquet",
+    params:
+        folder=subpath(input.weights, parent=True),
+        alignment=lambda wildcards, input: f"--alignment {input.alignment}" if input.alignment else "",
+    log:
+        f"{RESULTS}/logs/evaluate/het-alpha{{alpha}}/{{sae_id}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/het-alpha{{alpha}}/{{sae_id}}-seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    shell:
+        "vlsae --threads {threads} eval-het --model {params.folder} --data {input.data}"
+        " --ground-truth {input.ground_truth} {params.alignment} --seed {wildcards.seed}"
+        " --out {output} > {log} 2>&1"

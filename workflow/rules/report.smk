@@ -1,0 +1,24 @@
+# Tables (csv + markdown) and figures (pdf + png): pure functions of the tidy metric files.
+
+
+rule report_het_fig5:
+    input:
+        fig5_metric_files(),
+    output:
+        table=report(f"{RESULTS}/tables/het_fig5_alpha_sweep.csv", caption="../report/het_fig5.rst", category="HET synthetic"),
+        markdown=f"{RESULTS}/tables/het_fig5_alpha_sweep.md",
+        pdf=f"{RESULTS}/figures/het_fig5_alpha_sweep.pdf",
+        png=report(f"{RESULTS}/figures/het_fig5_alpha_sweep.png", caption="../report/het_fig5.rst", category="HET synthetic"),
+    log:
+        f"{RESULTS}/logs/report/het_fig5_alpha_sweep.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/het_fig5_alpha_sweep.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae report-het-fig5 {input} --table {output.table} --markdown {output.markdown}"
+        " --pdf {output.pdf} --png {output.png} > {log} 2>&1"

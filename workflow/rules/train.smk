@@ -1,0 +1,27 @@
+# One SAE (or one modality-specific pair) per configuration and seed.
+
+
+rule train_sae_synthetic:
+    input:
+        data=rules.synth_het.output.train,
+    output:
+        weights=f"{RESULTS}/saes/synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}/model.safetensors",
+        config=f"{RESULTS}/saes/synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}/config.json",
+        log_csv=f"{RESULTS}/saes/synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}/log.csv",
+    params:
+        sae=sae_json,
+        training=json.dumps(HET["training"]),
+        folder=subpath(output.weights, parent=True),
+    log:
+        f"{RESULTS}/logs/train/het-alpha{{alpha}}/{{sae_id}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/het-alpha{{alpha}}/{{sae_id}}-seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "vlsae --threads {threads} train --data {input.data} --out {params.folder}"
+        " --sae '{params.sae}' --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"
