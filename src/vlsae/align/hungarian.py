@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
@@ -44,7 +45,8 @@ class CoactivationStats:
         self.sum_text += z_text.sum(0)
         self.sumsq_image += (z_image.astype(np.float64) ** 2).sum(0)
         self.sumsq_text += (z_text.astype(np.float64) ** 2).sum(0)
-        self.cross += z_image.T.astype(np.float64) @ z_text.astype(np.float64)
+        # codes are sparse (k of m non-zero): a sparse product costs O(B k^2), not O(B m^2)
+        self.cross += (sparse.csr_matrix(z_image, dtype=np.float64).T @ sparse.csr_matrix(z_text, dtype=np.float64)).toarray()
 
     @property
     def live_image(self) -> np.ndarray:
