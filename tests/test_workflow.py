@@ -42,3 +42,13 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     assert "train" in (results / "logs/train/het-alpha0.0/topk-k2-m64-shared-seed0.log").read_text()
     # nothing left to do afterwards
     assert "Nothing to be done" in snakemake(repo, results, "-n")
+
+
+def test_paper_config_plans(repo):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml", "--cores", "1",
+                          "--config", "results=/nonexistent-results"], cwd=repo, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "topk-k16-m8192-shared" in out.stdout and "d\": 256" in out.stdout
+    block = out.stdout.split("Job stats:")[1].split("\n\n")[0]
+    assert dict(line.split() for line in block.splitlines()[3:])["total"] == "110"
