@@ -30,13 +30,8 @@ def cmd_synth_het(a: argparse.Namespace) -> None:
     from .synth.het import HetDGP, write_het_dataset
 
     dgp = from_dict(HetDGP, a.dgp, "DGP")
-    every = max(1, a.n_train // 10)
-
-    def progress(split, done, total):
-        if done == total or done % every < 8192:
-            log.info("%s: %d/%d pairs", split, done, total)
-
-    write_het_dataset(dgp, a.out, a.n_train, a.n_eval, a.seed, a.shard_pairs, progress=progress)
+    write_het_dataset(dgp, a.out, a.n_train, a.n_eval, a.seed, a.shard_pairs,
+                      progress=lambda split, done, total: log.info("%s: %d/%d pairs", split, done, total))
 
 
 def cmd_train(a: argparse.Namespace) -> None:
