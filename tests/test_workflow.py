@@ -11,13 +11,20 @@ import pytest
 pytestmark = pytest.mark.workflow
 
 
-def snakemake(repo, results, *args):
+def snakemake(repo, results, *args, configfile=".test/config/config.yaml"):
+    """Run the repo's Snakefile with ``configfile``, writing under ``results``; return its output."""
     cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2",
-           "--configfile", str(repo / ".test/config/config.yaml"), "--config", f"results={results}"]
+           "--configfile", str(repo / configfile), "--config", f"results={results}"]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     out = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout + out.stderr
+
+
+def job_counts(plan):
+    """The ``Job stats`` table of a dry run as ``{rule: count}``."""
+    block = plan.split("Job stats:")[1].split("\n\n")[0]
+    return dict(line.split() for line in block.splitlines()[3:])
 
 
 def test_tiny_config_end_to_end(repo, tmp_path):
@@ -25,9 +32,7 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     figure = f"{results}/figures/het_fig5_alpha_sweep.png"
     # naming one figure plans only what it needs: 2 alphas x 1 seed x (data, 2 SAEs, 1 alignment, 2 evals) + report, no rule all
     plan = snakemake(repo, results, "-n", figure)
-    block = plan.split("Job stats:")[1].split("\n\n")[0]
-    counts = dict(line.split() for line in block.splitlines()[3:])
-    assert counts == {"synth_het": "2", "train_sae_synthetic": "4", "align_synthetic": "2",
+    assert job_counts(plan) == {"synth_het": "2", "train_sae_synthetic": "4", "align_synthetic": "2",
                       "evaluate_het_synthetic": "4", "report_het_fig5": "1", "total": "13"}
     snakemake(repo, results)
     table = pd.read_csv(results / "tables/het_fig5_alpha_sweep.csv")
@@ -45,10 +50,6 @@ def test_tiny_config_end_to_end(repo, tmp_path):
 
 
 def test_paper_config_plans(repo):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml", "--cores", "1",
-                          "--config", "results=/nonexistent-results"], cwd=repo, capture_output=True, text=True, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "topk-k16-m8192-shared" in out.stdout and "d\": 256" in out.stdout
-    block = out.stdout.split("Job stats:")[1].split("\n\n")[0]
-    assert dict(line.split() for line in block.splitlines()[3:])["total"] == "110"
+    plan = snakemake(repo, "/nonexistent-results", "-n", configfile="config/paper.yaml")
+    assert "topk-k16-m8192-shared" in plan and "d\": 256" in plan
+    assert job_counts(plan)["total"] == "110"

@@ -1,6 +1,6 @@
 # Config validation and target enumeration. No science lives here.
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 from snakemake.utils import validate
 
@@ -36,12 +36,12 @@ def alignment_if_specific(wildcards):
     """Modality-specific pairs are also evaluated after post-hoc alignment."""
     if SAE_SPECS[wildcards.sae_id].arrangement != "specific":
         return []
-    return f"{RESULTS}/saes/synthetic/het-alpha{wildcards.alpha}/{wildcards.sae_id}/seed{wildcards.seed}/alignment.npz"
+    return expand(rules.align_synthetic.output[0], **wildcards)
 
 
 def fig5_metric_files():
     return expand(
-        f"{RESULTS}/metrics/het_synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}.parquet",
+        rules.evaluate_het_synthetic.output[0],
         alpha=FIG5["alphas"],
         sae_id=[spec.slug for spec in FIG5_SPECS.values()],
         seed=FIG5["seeds"],

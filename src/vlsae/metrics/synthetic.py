@@ -59,7 +59,10 @@ def collapse_rate(atoms_image: np.ndarray, atoms_text: np.ndarray, phi: np.ndarr
 
 @torch.no_grad()
 def _run(model: PairedSAE, side: str, inputs: np.ndarray, perm: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Reconstruction and dense code of ``inputs`` through ``side``; text codes re-indexed by ``perm``."""
+    """Reconstruction and dense code of ``inputs`` through ``side``; text codes re-indexed by ``perm``.
+
+    ``perm`` is only ever given for modality-specific pairs (:func:`evaluate_het` checks).
+    """
     sae = model.side(side)
     x_hat, code = sae(torch.as_tensor(inputs, dtype=torch.float32))
     z = code.dense().numpy()
@@ -70,7 +73,12 @@ def _run(model: PairedSAE, side: str, inputs: np.ndarray, perm: np.ndarray | Non
 
 def evaluate_het(model: PairedSAE, gt: GroundTruth, eval_store: EmbeddingStore, perm: np.ndarray | None = None,
                  batch_size: int = 4096) -> dict[str, float]:
-    """All five metrics of one trained model, streaming the evaluation store."""
+    """All five metrics of one trained model, streaming the evaluation store.
+
+    ``perm`` (post-hoc alignment) re-indexes the text SAE of a modality-specific pair.
+    """
+    if perm is not None and model.spec.arrangement != "specific":
+        raise ValueError("a post-hoc permutation applies only to a modality-specific SAE pair")
     model = model.cpu().eval()
     n, rec, cos_sum = 0, 0.0, 0.0
     for batch in eval_store.iter_batches(batch_size):
@@ -84,7 +92,7 @@ def evaluate_het(model: PairedSAE, gt: GroundTruth, eval_store: EmbeddingStore, 
     phi_hat, z_phi = _run(model, "image", phi, perm)
     psi_hat, z_psi = _run(model, "text", psi, perm)
     atoms_text = model.side("text").W_dec.detach().numpy()
-    if perm is not None and model.spec.arrangement == "specific":
+    if perm is not None:
         atoms_text = atoms_text[perm]
     return {
         "reconstruction_error": rec / n,
