@@ -1,8 +1,9 @@
-"""Common SAE skeleton: ``z = act(W_enc (x - b_dec) + b_enc)``, ``x_hat = W_dec^T z + b_dec``.
+"""Common SAE skeleton (science.md, "SAE family").
 
-Decoder atoms are the rows of ``W_dec`` (``m x d``); with ``unit_norm_decoder`` they are kept on
-the unit sphere (HET E.4). Subclasses define the activation (:meth:`encode`) and may override
-:meth:`decode` with a sparse kernel.
+A dictionary ``W_dec`` (``m x d``, rows are atoms) and a pre-bias ``b_dec`` decode a code ``z``
+as ``x_hat = W_dec^T z + b_dec``. With ``unit_norm_decoder`` the atoms stay on the unit sphere
+(HET E.4). Encoder-based SAEs (:class:`EncoderSAE`) add ``pre = W_enc (x - b_dec) + b_enc`` and an
+activation; Matching Pursuit encodes with the dictionary itself.
 """
 
 from __future__ import annotations
@@ -18,22 +19,25 @@ from torch import nn
 class Code:
     """A batch of latent codes, stored sparsely (``values``/``indices``, ``B x k``) or densely.
 
-    Dense codes keep ``indices=None`` and ``values`` of shape ``B x m``.
+    Dense codes keep ``indices=None`` and ``values`` of shape ``B x m``. Sparse codes may pad with
+    zero values, and may repeat an index (Matching Pursuit); repeated entries add up. ``penalty``
+    is the architecture's own sparsity cost of this batch (L1 for ReLU, L0 for JumpReLU), if any.
     """
 
     values: torch.Tensor
     indices: torch.Tensor | None
     m: int
+    penalty: torch.Tensor | None = None
 
     def dense(self) -> torch.Tensor:
         """The ``B x m`` code (zeros off the support)."""
         if self.indices is None:
             return self.values
         out = self.values.new_zeros(self.values.shape[0], self.m)
-        return out.scatter(1, self.indices, self.values)
+        return out.scatter_add(1, self.indices, self.values)
 
     def l0(self) -> torch.Tensor:
-        """Mean number of non-zero latents per sample."""
+        """Mean number of non-zero entries per sample."""
         return (self.values != 0).sum(-1).float().mean()
 
     def fired(self) -> torch.Tensor:
@@ -45,29 +49,33 @@ class Code:
 
 
 class SparseAutoencoder(nn.Module):
-    """Encoder/decoder pair with a pre-bias; architectures subclass and define ``encode``."""
+    """Dictionary and pre-bias; subclasses define :meth:`encode` and :meth:`aux_scores`."""
 
     def __init__(self, d: int, m: int, unit_norm_decoder: bool = True):
         super().__init__()
         self.d, self.m, self.unit_norm_decoder = d, m, unit_norm_decoder
         w = torch.randn(m, d)
-        w = w / w.norm(dim=1, keepdim=True)
-        self.W_dec = nn.Parameter(w)
-        self.W_enc = nn.Parameter(w.clone())
-        self.b_enc = nn.Parameter(torch.zeros(m))
+        self.W_dec = nn.Parameter(w / w.norm(dim=1, keepdim=True))
         self.b_dec = nn.Parameter(torch.zeros(d))
 
-    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x - self.b_dec, self.W_enc, self.b_enc)
-
-    def encode(self, x: torch.Tensor) -> Code:  # pragma: no cover - abstract
+    def encode(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> Code:  # pragma: no cover - abstract
+        """Code of ``x``; ``keep`` (``B x m`` of 0/1) masks latents out of the selection."""
         raise NotImplementedError
 
-    def decode(self, code: Code) -> torch.Tensor:
-        return code.dense() @ self.W_dec + self.b_dec
+    def aux_scores(self, x: torch.Tensor, residual: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """``B x len(latents)`` scores by which AuxK picks dead latents to explain ``residual``."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Code]:
-        code = self.encode(x)
+    def decode(self, code: Code) -> torch.Tensor:
+        """``x_hat = sum_j z_j w_j + b_dec``: a gather (``embedding_bag``) for sparse codes."""
+        if code.indices is None:
+            return code.values @ self.W_dec + self.b_dec
+        w = self.W_dec
+        out = F.embedding_bag(code.indices, w, per_sample_weights=code.values.to(w.dtype), mode="sum")
+        return out + self.b_dec
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, Code]:
+        code = self.encode(x, keep)
         return self.decode(code), code
 
     @torch.no_grad()
@@ -82,3 +90,42 @@ class SparseAutoencoder(nn.Module):
         if self.unit_norm_decoder and self.W_dec.grad is not None:
             g, w = self.W_dec.grad, self.W_dec
             g.sub_((g * w).sum(1, keepdim=True) * w)
+
+
+class EncoderSAE(SparseAutoencoder):
+    """``z = act(W_enc (x - b_dec) + b_enc)``; the encoder starts as the decoder's transpose."""
+
+    def __init__(self, d: int, m: int, unit_norm_decoder: bool = True):
+        super().__init__(d, m, unit_norm_decoder)
+        self.W_enc = nn.Parameter(self.W_dec.detach().clone())
+        self.b_enc = nn.Parameter(torch.zeros(m))
+
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x - self.b_dec, self.W_enc, self.b_enc)
+
+    def activate(self, pre: torch.Tensor) -> Code:  # pragma: no cover - abstract
+        """The architecture's non-linearity on the ``B x m`` pre-activations."""
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> Code:
+        pre = self.pre_activation(x)
+        return self.activate(pre if keep is None else pre * keep)
+
+    def aux_scores(self, x: torch.Tensor, residual: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """The dead latents' own pre-activations (Gao et al.'s AuxK)."""
+        return F.linear(x - self.b_dec, self.W_enc[latents], self.b_enc[latents])
+
+
+def padded_code(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, batch: int, m: int) -> Code:
+    """Sparse :class:`Code` from COO entries with a variable count per row, zero-padded to the max."""
+    order = torch.argsort(rows, stable=True)
+    rows, cols, values = rows[order], cols[order], values[order]
+    counts = torch.bincount(rows, minlength=batch)
+    width = max(int(counts.max()) if rows.numel() else 0, 1)
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(rows.numel(), device=rows.device) - starts[rows]
+    idx = torch.zeros(batch, width, dtype=torch.long, device=rows.device)
+    val = values.new_zeros(batch, width)
+    idx[rows, slot] = cols
+    val = val.index_put((rows, slot), values)
+    return Code(val, idx, m)

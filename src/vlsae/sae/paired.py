@@ -16,7 +16,8 @@ from torch import nn
 from ..atomic import atomic_path, write_json
 from ..strict import from_dict
 from .base import SparseAutoencoder
-from .registry import build_sae
+from .losses import aux_slug, build_aux_losses
+from .registry import ARCHITECTURES, build_sae
 
 ARRANGEMENTS = ("shared", "specific")
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -24,15 +25,20 @@ WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
 @dataclass(frozen=True)
 class SAESpec:
-    """What to build: architecture, total latents ``m``, its parameters, and the arrangement."""
+    """What to build: architecture, total latents ``m``, its parameters, the arrangement, and the
+    cross-modal auxiliary losses it trains with (``aux``, see :mod:`vlsae.sae.losses`)."""
 
     architecture: str = "topk"
     latents: int = 8192
     arrangement: str = "shared"
     unit_norm_decoder: bool = True
     params: dict = field(default_factory=lambda: {"k": 32})
+    aux: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown SAE architecture {self.architecture!r}; choose from {sorted(ARCHITECTURES)}")
+        build_aux_losses(self.aux)
         if self.arrangement not in ARRANGEMENTS:
             raise ValueError(f"arrangement must be one of {ARRANGEMENTS}, got {self.arrangement!r}")
         if self.arrangement == "specific" and self.latents % 2:
@@ -44,9 +50,10 @@ class SAESpec:
 
     @property
     def slug(self) -> str:
-        """Readable id, e.g. ``topk-k16-m2048-shared``."""
-        ps = "-".join(f"{k}{v}" for k, v in sorted(self.params.items()))
-        return "-".join(p for p in (self.architecture, ps, f"m{self.latents}", self.arrangement) if p)
+        """Readable id, e.g. ``topk-k16-m2048-shared`` or ``mp-k16-m2048-shared-iso_energy0.0001``."""
+        ps = "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in sorted(self.params.items()))
+        parts = (self.architecture, ps, f"m{self.latents}", self.arrangement, aux_slug(self.aux))
+        return "-".join(p for p in parts if p)
 
 
 class PairedSAE(nn.Module):

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from .base import SparseAutoencoder
+from .batchtopk import BatchTopKSAE
+from .jumprelu import JumpReLUSAE
+from .mp import MatchingPursuitSAE
+from .relu import ReLUSAE
 from .topk import TopKSAE
 
-ARCHITECTURES: dict[str, type[SparseAutoencoder]] = {"topk": TopKSAE}
+ARCHITECTURES: dict[str, type[SparseAutoencoder]] = {
+    "relu": ReLUSAE,
+    "jumprelu": JumpReLUSAE,
+    "topk": TopKSAE,
+    "batchtopk": BatchTopKSAE,
+    "mp": MatchingPursuitSAE,
+}
 
 
 def build_sae(architecture: str, d: int, m: int, unit_norm_decoder: bool = True, **params) -> SparseAutoencoder:
     """Instantiate ``architecture`` with ``d`` inputs, ``m`` latents and its own ``params``."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown SAE architecture {architecture!r}; choose from {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[architecture](d, m, unit_norm_decoder=unit_norm_decoder, **params)
+    try:
+        return ARCHITECTURES[architecture](d, m, unit_norm_decoder=unit_norm_decoder, **params)
+    except TypeError as e:
+        raise ValueError(f"bad params for SAE architecture {architecture!r}: {e}") from e

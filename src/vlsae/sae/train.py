@@ -1,14 +1,26 @@
-"""One trainer for every architecture and arrangement.
+"""One trainer for every architecture, arrangement and auxiliary loss.
 
 Objective on a paired batch ``(x, y)`` (HET eq. 4, summed over modalities)::
 
-    L = E||x - x_hat||^2 + E||y - y_hat||^2 + sum_a w_a * aux_a(z_img, z_txt)
+    L = E||x - x_hat||^2 + E||y - y_hat||^2 + sparsity penalty (ReLU: L1, JumpReLU: L0)
+        + sum_a w_a * aux_a(z_img, z_txt)                (Iso-Energy, group-sparse: losses.py)
+        + auxk_coeff * AuxK                              (optional, dead latents)
 
-where each SAE of the arrangement reconstructs its own modality. Protocol (HET E.2/E.4):
-AdamW, linear warmup then constant or cosine decay to 0, optional grad-norm clipping per SAE,
-unit-norm decoder atoms (gradient parallel to the atoms removed, atoms renormalised after each
-step). Data order is a pure function of ``(seed, epoch)`` and checkpoints are atomic, so a run
-killed at any point resumes to the same final weights as an uninterrupted one.
+Protocol (HET E.2/E.4): AdamW, linear warmup then constant or cosine decay to 0, grad-norm
+clipping per SAE, unit-norm decoder atoms (gradient parallel to the atoms removed, atoms
+renormalised after each step), ``epochs`` passes or a fixed number of ``steps``.
+
+Dead latents (optional, ``auxk_coeff > 0``): a latent that has not fired for ``dead_after``
+training pairs is dead; AuxK (Gao et al. 2024) then asks the ``auxk_k`` dead latents that score
+highest on each sample (:meth:`~vlsae.sae.base.SparseAutoencoder.aux_scores`, ReLU'd) to
+reconstruct the detached residual ``e = x - x_hat``, with loss
+``||e - e_hat||^2 / ||e - mean(e)||^2``. This gives dead latents a gradient without touching live ones.
+
+Several SAEs that read the same data with the same seed train in one pass
+(:func:`train_paired_saes`): each batch is read once and every model takes its step on it, with
+results bit-identical to training them one by one. Data order is a pure function of
+``(seed, epoch)``, random masks have their own saved generator, and checkpoints are atomic, so a
+run killed at any point resumes to the same final weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -17,21 +29,22 @@ import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..atomic import atomic_path
 from ..device import resolve_device
 from ..store import EmbeddingStore
 from ..strict import from_dict
-from .base import Code
+from .base import Code, SparseAutoencoder
+from .losses import build_aux_losses
 from .paired import PairedSAE, SAESpec
 
 CHECKPOINT, LOG = "checkpoint.pt", "log.csv"
-AuxLoss = Callable[[Code, Code], torch.Tensor]
+SIDES = ("image", "text")
 
 
 @dataclass(frozen=True)
@@ -44,20 +57,30 @@ class TrainConfig:
     weight_decay: float = 0.0
     batch_size: int = 256
     epochs: int = 10
+    steps: int | None = None
     warmup_fraction: float = 0.0
     schedule: str = "constant"
     grad_clip: float | None = None
+    auxk_coeff: float = 0.0
+    auxk_k: int = 512
+    dead_after: int = 1_000_000
     log_every: int = 50
     checkpoint_every: int = 500
 
     def __post_init__(self):
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1 or null, got {self.steps}")
         object.__setattr__(self, "betas", tuple(self.betas))
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         return from_dict(cls, data, "training")
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """``steps`` when set (cycling through epochs), else ``epochs`` full passes."""
+        return self.steps if self.steps is not None else self.epochs * steps_per_epoch
 
     def lr_factor(self, step: int, total: int) -> float:
         """Multiplier of ``lr`` at ``step``: linear warmup, then constant or cosine to 0."""
@@ -75,85 +98,153 @@ def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     return (x - x_hat).pow(2).sum(-1).mean()
 
 
-def train_paired_sae(
-    spec: SAESpec,
+def auxk_loss(sae: SparseAutoencoder, x: torch.Tensor, x_hat: torch.Tensor, dead: torch.Tensor, k: int) -> torch.Tensor:
+    """AuxK: ``||e - e_hat||^2 / ||e - mean(e)||^2`` with ``e_hat`` decoded from the top-k dead latents."""
+    residual = (x - x_hat).detach().float()
+    latents = dead.nonzero().squeeze(1)
+    values, picks = sae.aux_scores(x, residual, latents).topk(min(k, latents.numel()), dim=-1)
+    e_hat = F.embedding_bag(latents[picks], sae.W_dec, per_sample_weights=F.relu(values).to(sae.W_dec.dtype),
+                            mode="sum")
+    return (residual - e_hat).pow(2).sum() / (residual - residual.mean(0)).pow(2).sum().clamp_min(1e-12)
+
+
+class _Run:
+    """One model in training: optimiser, schedule, aux losses, mask RNG, dead-latent clocks, log."""
+
+    def __init__(self, spec: SAESpec, out_dir: Path, d: int, cfg: TrainConfig, seed: int, total: int, dev):
+        self.spec, self.out_dir, self.cfg, self.total = spec, Path(out_dir), cfg, total
+        torch.manual_seed(seed)
+        self.model = PairedSAE(spec, d).to(dev).train()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                     weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: cfg.lr_factor(s, total))
+        self.aux = build_aux_losses(spec.aux)
+        self.drop_p = 1.0 - math.prod(1.0 - loss.mask_p for loss in self.aux.values())
+        self.rng = torch.Generator(device=dev).manual_seed(seed)
+        self.idle = {name: torch.zeros(sae.m, dtype=torch.long, device=dev) for name, sae in self.model.saes.items()}
+        self.step, self.rows, self.window = 0, [], _Window(self.model)
+        ckpt = self.out_dir / CHECKPOINT
+        if ckpt.exists():
+            state = torch.load(ckpt, map_location=dev, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+            self.rng.set_state(state["rng"].cpu())
+            self.idle = state["idle"]
+            self.step, self.rows = state["step"], state["log"]
+
+    def train_step(self, inputs: dict[str, torch.Tensor], epoch: int, autocast) -> None:
+        model, cfg = self.model, self.cfg
+        keep = None
+        if self.drop_p > 0:
+            shape = (inputs["image"].shape[0], model.side("image").m)
+            keep = (torch.rand(shape, generator=self.rng, device=inputs["image"].device) >= self.drop_p).float()
+        with autocast:
+            outs = {s: model.side(s)(inputs[s], keep) for s in SIDES}
+            terms = {f"rec_{s}": reconstruction_loss(inputs[s], outs[s][0].float()) for s in SIDES}
+            for s in SIDES:
+                if outs[s][1].penalty is not None:
+                    terms[f"sparsity_{s}"] = outs[s][1].penalty
+            for name, loss in self.aux.items():
+                terms[name] = loss.weight * loss(outs["image"][1], outs["text"][1])
+            if cfg.auxk_coeff > 0:
+                for s, name in zip(SIDES, self._component_names()):
+                    dead = self.idle[name] >= cfg.dead_after
+                    if dead.any():
+                        terms[f"auxk_{s}"] = cfg.auxk_coeff * auxk_loss(model.side(s), inputs[s], outs[s][0], dead,
+                                                                        cfg.auxk_k)
+            loss = sum(terms.values())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for sae in model.components():
+            sae.remove_parallel_grad_()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        for sae in model.components():
+            sae.normalize_decoder_()
+        self.step += 1
+        codes = {s: outs[s][1] for s in SIDES}
+        self._tick_idle(codes, inputs["image"].shape[0])
+        self.window.update(codes, loss, terms)
+        if self.step % cfg.log_every == 0 or self.step == self.total:
+            self.rows.append({"step": self.step, "epoch": epoch, "lr": self.sched.get_last_lr()[0], **self.window.flush()})
+        if self.step % cfg.checkpoint_every == 0 and self.step < self.total:
+            with atomic_path(self.out_dir / CHECKPOINT) as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": self.opt.state_dict(), "idle": self.idle,
+                            "scheduler": self.sched.state_dict(), "rng": self.rng.get_state(),
+                            "step": self.step, "log": self.rows}, tmp)
+
+    def _component_names(self) -> tuple[str, str]:
+        return ("shared", "shared") if "shared" in self.model.saes else SIDES
+
+    @torch.no_grad()
+    def _tick_idle(self, codes: dict[str, Code], batch: int) -> None:
+        for name in self.idle:
+            self.idle[name] += batch
+        for s, name in zip(SIDES, self._component_names()):
+            self.idle[name][codes[s].fired()] = 0
+
+    def finish(self, extra: dict) -> PairedSAE:
+        self.model = self.model.cpu().eval()
+        self.model.save(self.out_dir, {"training": asdict(self.cfg), **extra})
+        with atomic_path(self.out_dir / LOG) as tmp:
+            pd.DataFrame(self.rows).to_csv(tmp, index=False)
+        return self.model
+
+
+def train_paired_saes(
+    runs: list[tuple[SAESpec, str | Path]],
     store: EmbeddingStore,
     cfg: TrainConfig,
-    out_dir: str | Path,
     seed: int = 0,
-    aux_losses: dict[str, tuple[float, AuxLoss]] | None = None,
     device: str | None = None,
     progress: bool = True,
-) -> PairedSAE:
-    """Train ``spec`` on ``store``; write weights, config and log to ``out_dir``.
+) -> list[PairedSAE]:
+    """Train every ``(spec, out_dir)`` of ``runs`` on ``store`` in one pass over the data.
 
-    Resumes from ``out_dir/checkpoint.pt`` when present. Returns the trained model (on CPU).
+    Each run writes ``model.safetensors``, ``config.json`` and ``log.csv`` to its folder and resumes
+    from its own ``checkpoint.pt`` when present. Returns the trained models (on CPU, eval mode).
     """
-    out_dir = Path(out_dir)
     dev = resolve_device(device)
-    torch.manual_seed(seed)
-    model = PairedSAE(spec, store.dim).to(dev)
-    params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     steps_per_epoch = store.n_batches(cfg.batch_size, drop_last=True)
     if steps_per_epoch == 0:
         raise ValueError(f"{store.root} has {store.n_pairs} pairs, fewer than batch_size={cfg.batch_size}")
-    total = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cfg.lr_factor(s, total))
-    aux_losses = aux_losses or {}
-    step, rows = 0, []
-    ckpt = out_dir / CHECKPOINT
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=dev, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        step, rows = state["step"], state["log"]
+    total = cfg.total_steps(steps_per_epoch)
+    trainees = [_Run(spec, out_dir, store.dim, cfg, seed, total, dev) for spec, out_dir in runs]
+    start = min(t.step for t in trainees)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
-    sides = ("image", "text")
-    window = _Window(model)
-    bar = tqdm(total=total, initial=step, desc=f"train {spec.slug}", unit="step", file=sys.stderr,
+    names = ", ".join(t.spec.slug for t in trainees)
+    bar = tqdm(total=total, initial=start, desc=f"train {names}", unit="step", file=sys.stderr,
                disable=not progress, mininterval=2.0)
-    for epoch in range(step // steps_per_epoch, cfg.epochs):
+    for epoch in range(start // steps_per_epoch, math.ceil(total / steps_per_epoch)):
         batches = store.iter_batches(cfg.batch_size, shuffle=True, seed=seed * 1_000_003 + epoch, drop_last=True)
         for i, batch in enumerate(batches):
-            if epoch * steps_per_epoch + i < step:
+            step = epoch * steps_per_epoch + i
+            if step >= total:
+                break
+            behind = [t for t in trainees if t.step == step]
+            if not behind:
                 continue
             inputs = {"image": torch.from_numpy(batch.image).to(dev), "text": torch.from_numpy(batch.text).to(dev)}
-            with autocast:
-                outs = {s: model.side(s)(inputs[s]) for s in sides}
-                terms = {f"rec_{s}": reconstruction_loss(inputs[s], outs[s][0].float()) for s in sides}
-                for name, (weight, fn) in aux_losses.items():
-                    terms[name] = weight * fn(outs["image"][1], outs["text"][1])
-                loss = sum(terms.values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for sae in model.components():
-                sae.remove_parallel_grad_()
-                if cfg.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            for sae in model.components():
-                sae.normalize_decoder_()
-            step += 1
-            window.update({s: outs[s][1] for s in sides}, loss, terms)
+            for t in behind:
+                t.train_step(inputs, epoch, autocast)
             bar.update(1)
-            if step % cfg.log_every == 0 or step == total:
-                rows.append({"step": step, "epoch": epoch, "lr": sched.get_last_lr()[0], **window.flush()})
-                bar.set_postfix(loss=f"{rows[-1]['loss']:.4g}", l0=f"{rows[-1]['l0_image']:.1f}")
-            if step % cfg.checkpoint_every == 0 and step < total:
-                with atomic_path(ckpt) as tmp:
-                    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": sched.state_dict(), "step": step, "log": rows}, tmp)
+            if progress and step % cfg.log_every == 0 and trainees[0].rows:
+                bar.set_postfix(loss=f"{trainees[0].rows[-1]['loss']:.4g}", l0=f"{trainees[0].rows[-1]['l0_image']:.1f}")
     bar.close()
-    model = model.cpu()
-    model.save(out_dir, {"training": asdict(cfg), "seed": seed, "data": str(store.root),
-                         "aux_losses": {k: w for k, (w, _) in aux_losses.items()}})
-    with atomic_path(out_dir / LOG) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
-    ckpt.unlink(missing_ok=True)
-    return model.eval()
+    extra = {"seed": seed, "data": str(store.root)}
+    models = [t.finish(extra) for t in trainees]
+    for t in trainees:
+        (t.out_dir / CHECKPOINT).unlink(missing_ok=True)
+    return models
+
+
+def train_paired_sae(spec: SAESpec, store: EmbeddingStore, cfg: TrainConfig, out_dir: str | Path, seed: int = 0,
+                     device: str | None = None, progress: bool = True) -> PairedSAE:
+    """Train one SAE (or one modality-specific pair); see :func:`train_paired_saes`."""
+    return train_paired_saes([(spec, out_dir)], store, cfg, seed, device, progress)[0]
 
 
 class _Window:

@@ -1,0 +1,67 @@
+"""JumpReLU SAE (Rajamanoharan et al. 2024; ISO eq. 2): ``z = pre * H(pre - theta)``.
+
+The per-latent threshold ``theta = exp(log_theta)`` is learned through straight-through
+pseudo-derivatives with a rectangle kernel ``K(u) = 1{|u| < 1/2}`` of bandwidth ``eps``:
+
+    d z / d theta      = -(theta / eps) K((pre - theta) / eps)
+    d H / d theta      = -(1 / eps) K((pre - theta) / eps)
+
+and the loss gains ``l0 * sum_j H(pre_j - theta_j)`` (an L0 penalty, trained through the same
+estimator).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .base import Code, EncoderSAE
+
+
+def _kernel(pre: torch.Tensor, theta: torch.Tensor, eps: float) -> torch.Tensor:
+    return ((pre - theta).abs() < eps / 2).to(pre.dtype) / eps
+
+
+class _JumpReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre, theta, eps):
+        ctx.save_for_backward(pre, theta)
+        ctx.eps = eps
+        return pre * (pre > theta)
+
+    @staticmethod
+    def backward(ctx, grad):
+        pre, theta = ctx.saved_tensors
+        d_theta = -(theta * _kernel(pre, theta, ctx.eps) * grad).sum(0)
+        return grad * (pre > theta), d_theta, None
+
+
+class _Step(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre, theta, eps):
+        ctx.save_for_backward(pre, theta)
+        ctx.eps = eps
+        return (pre > theta).to(pre.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        pre, theta = ctx.saved_tensors
+        return None, -(_kernel(pre, theta, ctx.eps) * grad).sum(0), None
+
+
+class JumpReLUSAE(EncoderSAE):
+    def __init__(self, d: int, m: int, l0: float = 1e-3, threshold: float = 1e-3, bandwidth: float = 1e-3,
+                 unit_norm_decoder: bool = True):
+        super().__init__(d, m, unit_norm_decoder)
+        if l0 < 0 or threshold <= 0 or bandwidth <= 0:
+            raise ValueError(f"need l0 >= 0, threshold > 0, bandwidth > 0; got {l0}, {threshold}, {bandwidth}")
+        self.l0, self.bandwidth = l0, bandwidth
+        self.log_threshold = nn.Parameter(torch.full((m,), math.log(threshold)))
+
+    def activate(self, pre: torch.Tensor) -> Code:
+        theta = self.log_threshold.exp()
+        z = _JumpReLU.apply(pre, theta, self.bandwidth)
+        penalty = self.l0 * _Step.apply(pre, theta, self.bandwidth).sum(-1).mean()
+        return Code(z, None, self.m, penalty)

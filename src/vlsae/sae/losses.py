@@ -1,0 +1,101 @@
+"""Cross-modal auxiliary losses on the codes of *paired* image/text batches.
+
+Each loss is a frozen dataclass with its ``weight`` and options; a config names them under
+``aux`` (``{"iso_energy": {"weight": 1e-4}, "group_sparse": {"weight": 0.05}}``) and the trainer
+adds ``weight * loss(z_img, z_txt)`` to the reconstruction objective. For a modality-specific pair,
+latent ``j`` of the image SAE is paired with latent ``j`` of the text SAE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..strict import from_dict
+from .base import Code
+
+
+def _masked_top1(code: Code) -> Code:
+    """Zero each sample's largest-magnitude entry (the reference code's top-1 masking)."""
+    top = code.values.abs().argmax(-1, keepdim=True)
+    return Code(code.values.scatter(-1, top, 0.0), code.indices, code.m)
+
+
+def inner(a: Code, b: Code) -> torch.Tensor:
+    """Per-sample ``<z_a, z_b>``; sparse codes meet on equal indices (``B x k x k``), never densely."""
+    if a.indices is None or b.indices is None:
+        return (a.dense() * b.dense()).sum(-1)
+    same = a.indices[:, :, None] == b.indices[:, None, :]
+    return (a.values[:, :, None] * b.values[:, None, :] * same).sum((1, 2))
+
+
+@dataclass(frozen=True)
+class IsoEnergy:
+    """SAE-A alignment loss (ISO App. B, eq. 4): ``L_align = -(1/b) Tr(Zt_img Zt_txt^T)``.
+
+    ``Zt`` are the l2-normalised codes, so the loss is minus the mean cosine between paired codes.
+    ``normalize=False`` gives the raw inner product ``-(1/b) sum_b z_img . z_txt`` analysed in HET
+    Prop. 4. ``mask_top1`` zeroes each code's largest entry first, as the public SAE-A code does.
+    """
+
+    weight: float
+    mask_top1: bool = False
+    normalize: bool = True
+    mask_p = 0.0
+
+    def __call__(self, z_img: Code, z_txt: Code) -> torch.Tensor:
+        if self.mask_top1:
+            z_img, z_txt = _masked_top1(z_img), _masked_top1(z_txt)
+        dot = inner(z_img, z_txt)
+        if self.normalize:
+            norms = inner(z_img, z_img).clamp_min(1e-12).sqrt() * inner(z_txt, z_txt).clamp_min(1e-12).sqrt()
+            dot = dot / norms
+        return -dot.mean()
+
+
+@dataclass(frozen=True)
+class GroupSparse:
+    """Group-sparse loss (HET Prop. 3): ``sum_j sqrt(z_img,j^2 + z_txt,j^2)``, averaged over the batch.
+
+    ``mask_p > 0`` adds the original's shared random mask: for each pair, each latent's
+    pre-activation is zeroed with probability ``mask_p`` in *both* modalities (encoder SAEs only).
+    """
+
+    weight: float
+    mask_p: float = 0.0
+
+    def __post_init__(self):
+        if not 0 <= self.mask_p < 1:
+            raise ValueError(f"group_sparse.mask_p must lie in [0, 1), got {self.mask_p}")
+
+    def __call__(self, z_img: Code, z_txt: Code) -> torch.Tensor:
+        zi, zt = z_img.dense(), z_txt.dense()
+        active = (zi != 0) | (zt != 0)
+        squares = torch.where(active, zi.square() + zt.square(), torch.ones_like(zi))  # finite grad at 0
+        return (squares.sqrt() * active).sum(-1).mean()
+
+
+AUX_LOSSES = {"iso_energy": IsoEnergy, "group_sparse": GroupSparse}
+
+
+def build_aux_losses(aux: dict) -> dict[str, IsoEnergy | GroupSparse]:
+    """``{"iso_energy": {"weight": ...}, ...}`` -> loss objects; unknown names or keys fail by name."""
+    out = {}
+    for name, options in aux.items():
+        if name not in AUX_LOSSES:
+            raise ValueError(f"unknown auxiliary loss {name!r}; choose from {sorted(AUX_LOSSES)}")
+        if "weight" not in options:
+            raise ValueError(f"auxiliary loss {name!r} needs a 'weight'")
+        out[name] = from_dict(AUX_LOSSES[name], options, f"aux loss {name!r}")
+    return out
+
+
+def aux_slug(aux: dict) -> str:
+    """Readable suffix: ``iso_energy`` at weight 3e-2 with top-1 masking -> ``iso_energy0.03-mask_top1True``."""
+    parts = []
+    for name, options in sorted(aux.items()):
+        extra = "".join(f"-{k}{options[k]}" for k in sorted(options) if k != "weight")
+        parts.append(f"{name}{options['weight']:g}{extra}")
+    return "-".join(parts)
+
