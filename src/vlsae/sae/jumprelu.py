@@ -7,7 +7,8 @@ pseudo-derivatives with a rectangle kernel ``K(u) = 1{|u| < 1/2}`` of bandwidth 
     d H / d theta      = -(1 / eps) K((pre - theta) / eps)
 
 and the loss gains ``l0 * sum_j H(pre_j - theta_j)`` (an L0 penalty, trained through the same
-estimator).
+estimator). ``l0`` has no default (its scale depends on the embeddings' norm); the threshold
+starts at ``threshold`` and the defaults suit l2-normalised embeddings.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class _Step(torch.autograd.Function):
 
 
 class JumpReLUSAE(EncoderSAE):
-    def __init__(self, d: int, m: int, l0: float = 1e-3, threshold: float = 1e-3, bandwidth: float = 1e-3,
+    def __init__(self, d: int, m: int, l0: float, threshold: float = 0.1, bandwidth: float = 0.05,
                  unit_norm_decoder: bool = True):
         super().__init__(d, m, unit_norm_decoder)
         if l0 < 0 or threshold <= 0 or bandwidth <= 0:

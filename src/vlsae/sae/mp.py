@@ -29,9 +29,14 @@ class MatchingPursuitSAE(SparseAutoencoder):
         self.k = k
         self._gram_cache: tuple[tuple, torch.Tensor] | None = None
 
+    @property
+    def _dtype(self) -> torch.dtype:
+        """Selection and the triangular solve run in fp32 at least (never in bf16)."""
+        return torch.promote_types(self.W_dec.dtype, torch.float32)
+
     def gram(self) -> torch.Tensor:
         """``G = W_dec W_dec^T`` (``m x m``), recomputed whenever the atoms may have changed."""
-        w = self.W_dec.detach().float()
+        w = self.W_dec.detach().to(self._dtype)
         key = (self.W_dec._version, self.W_dec.data_ptr(), w.device)
         if self.training or self._gram_cache is None or self._gram_cache[0] != key:
             self._gram_cache = (key, w @ w.T)
@@ -41,7 +46,7 @@ class MatchingPursuitSAE(SparseAutoencoder):
     def select(self, r0: torch.Tensor) -> torch.Tensor:
         """``B x k`` atom indices chosen by Alg. 1, via the Gram update of the correlations."""
         gram = self.gram()
-        corr = r0.float() @ self.W_dec.detach().float().T
+        corr = r0.to(self._dtype) @ self.W_dec.detach().to(self._dtype).T
         picks = torch.empty(r0.shape[0], self.k, dtype=torch.long, device=r0.device)
         for t in range(self.k):
             i = corr.abs().argmax(1)
@@ -52,8 +57,8 @@ class MatchingPursuitSAE(SparseAutoencoder):
     def support_values(self, r0: torch.Tensor, picks: torch.Tensor) -> torch.Tensor:
         """Differentiable MP values on a fixed support: solve ``(I + tril(A A^T, -1)) z = A r_0``."""
         with torch.autocast(r0.device.type, enabled=False):  # a triangular solve wants fp32
-            atoms = self.W_dec[picks].float()  # B x k x d
-            corr0 = torch.einsum("bkd,bd->bk", atoms, r0.float())
+            atoms = self.W_dec[picks].to(self._dtype)  # B x k x d
+            corr0 = torch.einsum("bkd,bd->bk", atoms, r0.to(self._dtype))
             system = torch.tril(atoms @ atoms.transpose(1, 2), diagonal=-1)
             system = system + torch.eye(self.k, dtype=atoms.dtype, device=atoms.device)
             return torch.linalg.solve_triangular(system, corr0[..., None], upper=False, unitriangular=True)[..., 0]

@@ -1,7 +1,8 @@
 """ReLU SAE with an L1 penalty (ISO App. A): ``z = ReLU(W_enc (x - b_dec) + b_enc)``.
 
 Sparsity is a soft constraint: the loss gains ``l1 * sum_j z_j ||w_j||`` (the decoder norm keeps
-the penalty honest when atoms are not unit-norm).
+the penalty honest when atoms are not unit-norm). ``l1`` has no default: its scale depends on
+the embeddings' norm, so each config states it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from .base import Code, EncoderSAE
 
 
 class ReLUSAE(EncoderSAE):
-    def __init__(self, d: int, m: int, l1: float = 1e-3, unit_norm_decoder: bool = True):
+    def __init__(self, d: int, m: int, l1: float, unit_norm_decoder: bool = True):
         super().__init__(d, m, unit_norm_decoder)
         if l1 < 0:
             raise ValueError(f"l1 must be >= 0, got {l1}")

@@ -1,0 +1,73 @@
+"""Auxiliary losses against values computed by hand."""
+
+import math
+
+import pytest
+import torch
+
+from vlsae.sae import SAESpec
+from vlsae.sae.base import Code
+from vlsae.sae.losses import GroupSparse, IsoEnergy, build_aux_losses, inner
+
+M = 4
+IMG = Code(torch.tensor([[3.0, 0.0, 4.0, 0.0], [0.0, 1.0, 0.0, 0.0]]), None, M)
+TXT = Code(torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.0, 2.0, 0.0, 2.0]]), None, M)
+
+
+def _sparse(code: Code, k: int = 2) -> Code:
+    values, indices = code.values.abs().topk(k, dim=1)
+    return Code(code.values.gather(1, indices), indices, code.m)
+
+
+def test_iso_energy_is_minus_mean_paired_cosine():
+    # pair 1: cos((3,0,4,0), (0,0,1,0)) = 4/5; pair 2: cos((0,1,0,0), (0,2,0,2)) = 2/(1*sqrt(8))
+    expected = -(0.8 + 2 / math.sqrt(8)) / 2
+    assert IsoEnergy(weight=1.0)(IMG, TXT).item() == pytest.approx(expected)
+    assert IsoEnergy(weight=1.0)(_sparse(IMG), _sparse(TXT)).item() == pytest.approx(expected)
+    # inner-product form of HET Prop. 4: -(4 + 2) / 2
+    assert IsoEnergy(weight=1.0, normalize=False)(IMG, TXT).item() == pytest.approx(-3.0)
+
+
+def test_iso_energy_top1_mask():
+    # masking each code's largest entry: pair 1 -> (3,0,0,0) vs (0,0,0,0): cos 0;
+    # pair 2 -> (0,0,0,0) vs one of the two 2s left: cos 0
+    assert IsoEnergy(weight=1.0, mask_top1=True)(IMG, TXT).item() == pytest.approx(0.0)
+    b = Code(torch.tensor([[3.0, 0.0, 4.0, 0.0]]), None, M)
+    assert IsoEnergy(weight=1.0, mask_top1=True)(b, b).item() == pytest.approx(-1.0)
+
+
+def test_sparse_inner_product_handles_repeats_and_disjoint_supports():
+    a = Code(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[0, 0, 2]]), M)  # dense (3, 0, 3, 0)
+    b = Code(torch.tensor([[5.0, 7.0]]), torch.tensor([[2, 0]]), M)  # dense (7, 0, 5, 0)
+    assert inner(a, b).item() == pytest.approx(3 * 7 + 3 * 5)
+    assert inner(a, a).item() == pytest.approx(18.0)
+    assert inner(a, Code(torch.tensor([[1.0]]), torch.tensor([[1]]), M)).item() == 0.0
+
+
+def test_group_sparse_sum_of_pair_norms():
+    # pair 1: sqrt(9) + sqrt(16 + 1) ; pair 2: sqrt(1 + 4) + sqrt(4)
+    expected = (3 + math.sqrt(17) + math.sqrt(5) + 2) / 2
+    assert GroupSparse(weight=1.0)(IMG, TXT).item() == pytest.approx(expected)
+    assert GroupSparse(weight=1.0)(_sparse(IMG), _sparse(TXT)).item() == pytest.approx(expected)
+
+
+def test_group_sparse_gradient_is_finite_at_zero():
+    zi = torch.tensor([[0.0, 3.0]], requires_grad=True)
+    zt = torch.tensor([[0.0, 4.0]], requires_grad=True)
+    GroupSparse(weight=1.0)(Code(zi, None, 2), Code(zt, None, 2)).backward()
+    torch.testing.assert_close(zi.grad, torch.tensor([[0.0, 0.6]]))
+    torch.testing.assert_close(zt.grad, torch.tensor([[0.0, 0.8]]))
+
+
+def test_config_errors_name_the_key_and_slug_lists_the_losses():
+    with pytest.raises(ValueError, match="unknown auxiliary loss 'iso'"):
+        build_aux_losses({"iso": {"weight": 1.0}})
+    with pytest.raises(ValueError, match="needs a 'weight'"):
+        build_aux_losses({"iso_energy": {}})
+    with pytest.raises(ValueError, match="'mask_p1'"):
+        SAESpec(aux={"group_sparse": {"weight": 0.05, "mask_p1": 0.2}})
+    with pytest.raises(ValueError, match="mask_p"):
+        GroupSparse(weight=0.05, mask_p=1.5)
+    spec = SAESpec(architecture="mp", latents=64, params={"k": 8},
+                   aux={"iso_energy": {"weight": 1e-4, "mask_top1": True}, "group_sparse": {"weight": 0.05}})
+    assert spec.slug == "mp-k8-m64-shared-group_sparse0.05-iso_energy0.0001-mask_top1True"

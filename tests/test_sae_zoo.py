@@ -1,0 +1,252 @@
+"""Every architecture: planted-dictionary recovery, enforced sparsity, and its own mechanics."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vlsae.sae import ARCHITECTURES, JumpReLUSAE, MatchingPursuitSAE, ReLUSAE, SAESpec, TopKSAE, build_sae
+from vlsae.sae.base import Code
+from vlsae.sae.train import TrainConfig, auxk_loss, train_paired_sae, train_paired_saes
+from vlsae.store import EmbeddingStore, StoreWriter
+
+D, N_ATOMS, K = 64, 256, 4
+PARAMS = {
+    "topk": {"k": K},
+    "batchtopk": {"k": K},
+    "mp": {"k": K},
+    "relu": {"l1": 0.5},
+    "jumprelu": {"l0": 0.3, "threshold": 0.1, "bandwidth": 0.05},
+}
+BOUND = {"topk": 0.9, "batchtopk": 0.9, "mp": 0.9, "relu": 0.8, "jumprelu": 0.8}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """20k pairs, each side a sum of K random atoms of a planted 64 x 256 dictionary (U(0.5, 1.5) weights)."""
+    rng = np.random.default_rng(0)
+    atoms = rng.normal(size=(N_ATOMS, D))
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+
+    def sample(n):
+        support = np.argsort(rng.random((n, N_ATOMS)), axis=1)[:, :K]
+        return np.einsum("nk,nkd->nd", rng.uniform(0.5, 1.5, size=(n, K)), atoms[support]).astype(np.float32)
+
+    root = tmp_path_factory.mktemp("planted")
+    with StoreWriter(root, D, shard_pairs=8192) as w:
+        w.add(np.arange(20_000), sample(20_000), sample(20_000))
+    return atoms, EmbeddingStore(root)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_recovers_planted_dictionary(arch, planted, tmp_path):
+    """Mean over true atoms of the max cosine with a learned atom (|cos| for MP, whose codes are signed)."""
+    atoms, store = planted
+    spec = SAESpec(architecture=arch, latents=N_ATOMS, params=PARAMS[arch])
+    model = train_paired_sae(spec, store, TrainConfig(lr=3e-3, batch_size=256, epochs=10, log_every=100),
+                             tmp_path, progress=False)
+    learned = model.side("image").W_dec.detach().double().numpy()
+    cos = atoms @ (learned / np.linalg.norm(learned, axis=1, keepdims=True)).T
+    recovery = (np.abs(cos) if arch == "mp" else cos).max(1).mean()
+    assert recovery > BOUND[arch], f"{arch}: recovery {recovery:.3f}"
+    log = pd.read_csv(tmp_path / "log.csv")
+    if arch in ("topk", "mp", "batchtopk"):
+        assert np.allclose(log["l0_image"], K)  # training L0: k per sample, at most k for MP, k on average for BatchTopK
+
+
+def _sae(arch, d=16, m=64, **params):
+    torch.manual_seed(0)
+    return build_sae(arch, d, m, **(params or PARAMS[arch]))
+
+
+def test_topk_exact_and_mp_at_most_k():
+    x = torch.randn(200, 16)
+    topk = _sae("topk")
+    with torch.no_grad():
+        topk.b_enc.fill_(10.0)
+    assert ((topk.encode(x).dense() != 0).sum(1) == K).all()
+    mp = _sae("mp").eval()
+    assert ((mp.encode(x).dense() != 0).sum(1) <= K).all()
+
+
+def _naive_mp(sae: MatchingPursuitSAE, x: torch.Tensor):
+    """ISO Alg. 1 verbatim (recompute D r at every step): codes, residual norms and coefficient per step."""
+    r = x - sae.b_dec
+    z = torch.zeros(x.shape[0], sae.m, dtype=torch.float64)
+    norms, steps = [r.norm(dim=1)], []
+    for _ in range(sae.k):
+        corr = r @ sae.W_dec.T
+        i = corr.abs().argmax(1)
+        zi = corr.gather(1, i[:, None])
+        z.scatter_add_(1, i[:, None], zi.double())
+        r = r - zi * sae.W_dec[i]
+        norms.append(r.norm(dim=1))
+        steps.append(zi[:, 0])
+    return z, torch.stack(norms, 1), torch.stack(steps, 1)
+
+
+def test_mp_gram_update_matches_alg1_and_residual_never_grows():
+    sae = MatchingPursuitSAE(32, 256, k=12).double()
+    sae.normalize_decoder_()  # unit atoms in double precision
+    with torch.no_grad():
+        sae.b_dec.normal_(0, 0.1)
+    x = torch.randn(300, 32, dtype=torch.float64)
+    z_ref, norms, steps = _naive_mp(sae, x)
+    for mode in (sae.train, sae.eval):  # eval caches the Gram matrix
+        mode()
+        code = sae.encode(x)
+        torch.testing.assert_close(code.dense().double(), z_ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(sae.decode(code), code.dense() @ sae.W_dec + sae.b_dec)
+    assert (norms.diff(dim=1) <= 1e-9).all()
+    # ||r_{t-1}||^2 - ||r_t||^2 = z_t^2: each step removes exactly its squared coefficient
+    torch.testing.assert_close(-(norms**2).diff(dim=1), steps**2)
+
+
+def test_mp_gradient_equals_backprop_through_alg1():
+    torch.manual_seed(0)
+    sae = MatchingPursuitSAE(8, 32, k=5).double()
+    x = torch.randn(40, 8, dtype=torch.float64)
+    sae(x)[0].pow(2).sum().backward()
+    fast = sae.W_dec.grad.clone()
+    sae.zero_grad()
+    r, out = x - sae.b_dec, sae.b_dec.expand_as(x)
+    for _ in range(sae.k):
+        corr = r @ sae.W_dec.T
+        i = corr.detach().abs().argmax(1)
+        zi = corr.gather(1, i[:, None])
+        r, out = r - zi * sae.W_dec[i], out + zi * sae.W_dec[i]
+    out.pow(2).sum().backward()
+    torch.testing.assert_close(fast, sae.W_dec.grad)
+
+
+def test_mp_gram_cache_follows_weight_updates():
+    sae = MatchingPursuitSAE(8, 32, k=3).eval()
+    g1 = sae.gram().clone()
+    with torch.no_grad():
+        sae.W_dec.mul_(2.0)
+    torch.testing.assert_close(sae.gram(), 4 * g1)
+
+
+def test_batchtopk_budget_per_batch_and_threshold_at_inference():
+    sae = _sae("batchtopk", m=128).train()
+    x = torch.randn(64, 16)
+    with torch.no_grad():
+        sae.b_enc.fill_(5.0)  # all activations positive -> exactly b*k selected
+    code = sae.encode(x)
+    per_sample = (code.values != 0).sum(1)
+    assert int(per_sample.sum()) == 64 * K and per_sample.min() != per_sample.max()  # k on average, varying
+    pre = torch.relu(sae.pre_activation(x))
+    assert torch.isclose(code.dense().sum(), pre.flatten().topk(64 * K).values.sum())
+    assert float(sae.threshold) == pytest.approx(float(pre.detach().flatten().topk(64 * K).values.min()))
+    sae.eval()
+    infer = sae.encode(x).dense()
+    torch.testing.assert_close(infer, pre * (pre > sae.threshold))
+    torch.testing.assert_close(sae.decode(sae.encode(x)), infer @ sae.W_dec + sae.b_dec)
+
+
+def test_relu_l1_penalty_closed_form():
+    sae = ReLUSAE(4, 3, l1=0.25)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.eye(3, 4))
+        sae.W_dec.copy_(2 * torch.eye(3, 4))  # atom norms 2
+    code = sae.encode(torch.tensor([[1.0, -2.0, 3.0, 0.0]]))
+    torch.testing.assert_close(code.values, torch.tensor([[1.0, 0.0, 3.0]]))
+    assert code.penalty.item() == pytest.approx(0.25 * 2 * (1 + 3))
+
+
+def test_jumprelu_gate_and_straight_through_threshold_gradient():
+    sae = JumpReLUSAE(2, 2, l0=1.0, threshold=0.5, bandwidth=0.2)
+    pre = torch.tensor([[0.45, 0.3], [0.55, 0.9]], requires_grad=True)
+    code = sae.activate(pre)
+    torch.testing.assert_close(code.values, torch.tensor([[0.0, 0.0], [0.55, 0.9]]))
+    assert code.penalty.item() == pytest.approx(1.0 * (0 + 2) / 2)  # mean L0 per sample
+    code.penalty.backward()
+    # d/dtheta of mean_b sum_j H(pre - theta): -(1/eps) K((pre - theta)/eps) / B; only |pre - theta| < eps/2 counts
+    theta_grad = sae.log_threshold.grad / 0.5  # chain rule through theta = exp(log_theta)
+    torch.testing.assert_close(theta_grad, torch.tensor([-(1 / 0.2) * 2 / 2, 0.0]))
+
+
+def test_sparse_and_dense_codes_decode_alike():
+    for arch in ("topk", "batchtopk", "mp"):
+        sae = _sae(arch).eval()
+        code = sae.encode(torch.randn(20, 16))
+        torch.testing.assert_close(sae.decode(code), code.dense() @ sae.W_dec + sae.b_dec)
+
+
+def test_bad_architecture_params_name_the_problem():
+    with pytest.raises(ValueError, match="relu.*l1"):
+        build_sae("relu", 4, 8)
+    with pytest.raises(ValueError, match="unknown SAE architecture 'gated'"):
+        SAESpec(architecture="gated")
+    with pytest.raises(ValueError, match="unit-norm"):
+        build_sae("mp", 4, 8, unit_norm_decoder=False, k=2)
+    with pytest.raises(ValueError, match="no pre-activations"):
+        _sae("mp").encode(torch.randn(2, 16), torch.ones(2, 64))
+
+
+def _pairs(root, n=3000, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    with StoreWriter(root, d, shard_pairs=1000) as w:
+        w.add(np.arange(n), x, x + 0.3 * rng.normal(size=(n, d)).astype(np.float32))
+    return EmbeddingStore(root)
+
+
+def test_one_pass_trains_several_saes_exactly_like_separate_runs(tmp_path):
+    store = _pairs(tmp_path / "data")
+    cfg = TrainConfig(batch_size=100, epochs=2, lr=2e-3, log_every=10)
+    specs = [SAESpec(latents=64, params={"k": 4}, aux={"iso_energy": {"weight": 0.1}}),
+             SAESpec(architecture="relu", latents=64, arrangement="specific", params={"l1": 0.1},
+                     aux={"group_sparse": {"weight": 0.05, "mask_p": 0.2}})]
+    joint = train_paired_saes([(s, tmp_path / f"joint{i}") for i, s in enumerate(specs)], store, cfg, seed=3, progress=False)
+    for i, spec in enumerate(specs):
+        alone = train_paired_sae(spec, store, cfg, tmp_path / f"alone{i}", seed=3, progress=False)
+        for key, value in alone.state_dict().items():
+            torch.testing.assert_close(joint[i].state_dict()[key], value, rtol=0, atol=0)
+        log = pd.read_csv(tmp_path / f"joint{i}" / "log.csv")
+        assert set(spec.aux) <= set(log.columns)
+
+
+def test_steps_override_epochs(tmp_path):
+    store = _pairs(tmp_path / "data", n=1000)
+    train_paired_sae(SAESpec(latents=32, params={"k": 2}), store, TrainConfig(batch_size=100, steps=25, log_every=5),
+                     tmp_path / "run", progress=False)
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    assert log["step"].iloc[-1] == 25 and log["epoch"].iloc[-1] == 2
+
+
+def test_auxk_loss_closed_form_and_only_dead_latents_learn():
+    """Residual e = x - x_hat; the top dead latent by pre-activation rebuilds it: ||e - e_hat||^2 / ||e - mean e||^2."""
+    sae = TopKSAE(2, 3, k=1)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]))
+        sae.W_dec.copy_(sae.W_enc)
+    x = torch.tensor([[2.0, 1.0], [3.0, 0.5]])
+    x_hat, code = sae(x)  # latent 0 explains the first coordinate; residual is (0, x_2)
+    dead = torch.tensor([False, True, True])
+    loss = auxk_loss(sae, x, x_hat, dead, k=1)
+    # e = [[0, 1], [0, 0.5]]; dead latent 1 scores x_2 > 0 and rebuilds e exactly -> loss 0
+    assert loss.item() == pytest.approx(0.0, abs=1e-12)
+    with torch.no_grad():
+        sae.W_dec[1] = torch.tensor([0.6, 0.8])
+    loss = auxk_loss(sae, x, x_hat, dead, k=1)
+    e, e_hat = torch.tensor([[0.0, 1.0], [0.0, 0.5]]), torch.tensor([[0.6, 0.8], [0.3, 0.4]])
+    expected = (e - e_hat).pow(2).sum() / (e - e.mean(0)).pow(2).sum()
+    assert loss.item() == pytest.approx(float(expected))
+    loss.backward()
+    assert sae.W_dec.grad[0].abs().sum() == 0 and sae.W_enc.grad[0].abs().sum() == 0  # live latent untouched
+    assert sae.W_dec.grad[1].abs().sum() > 0 and sae.b_enc.grad[1] != 0
+
+
+def test_auxk_term_appears_once_latents_go_dead(tmp_path):
+    store = _pairs(tmp_path / "data", n=2000)
+    cfg = TrainConfig(batch_size=100, epochs=3, log_every=5, auxk_coeff=1 / 32, auxk_k=16, dead_after=1000)
+    train_paired_sae(SAESpec(latents=512, params={"k": 1}), store, cfg, tmp_path / "run", progress=False)
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    # no latent can be idle for 1000 pairs before step 10; afterwards many of the 512 are
+    assert log["auxk_image"].iloc[:2].isna().all() and log["auxk_image"].iloc[-1] > 0
+
+
+def test_code_dense_adds_repeated_indices():
+    code = Code(torch.tensor([[1.0, 2.0, 0.5]]), torch.tensor([[3, 3, 0]]), 4)
+    torch.testing.assert_close(code.dense(), torch.tensor([[0.5, 0.0, 0.0, 3.0]]))
