@@ -43,11 +43,28 @@ def test_paper_config_is_exact(repo):
         ({"het_synthetic": {"training": {"schedule": "linear"}}}, "linear"),
         ({"het_fig5": {"alphas": [1.5]}}, "1.5"),
         ({"het_fig5": {"sae": {"latents": 33}}}, "33"),
+        ({"het_fig5": {"sae": {"architecture": "gated"}}}, "'gated' is not one of"),
+        ({"het_fig5": {"sae": {"aux": {"iso": {"weight": 1}}}}}, "'iso' was unexpected"),
+        ({"het_fig5": {"sae": {"aux": {"group_sparse": {"mask_p": 0.2}}}}}, "'weight' is a required property"),
     ],
 )
 def test_bad_config_names_the_key(repo, patch, message):
     with pytest.raises(WorkflowError, match=message):
         _validate(repo, patch)
+
+
+def test_every_architecture_and_aux_loss_validates_and_builds(repo):
+    from vlsae.sae import ARCHITECTURES, SAESpec
+    from vlsae.sae.losses import AUX_LOSSES
+
+    params = {"relu": {"l1": 0.1}, "jumprelu": {"l0": 0.1, "threshold": 0.1, "bandwidth": 0.05},
+              "topk": {"k": 4}, "batchtopk": {"k": 4, "threshold_momentum": 0.9}, "mp": {"k": 4}}
+    assert set(params) == set(ARCHITECTURES)
+    aux = {"iso_energy": {"weight": 1e-4, "mask_top1": True}, "group_sparse": {"weight": 0.05}}
+    assert set(aux) == set(AUX_LOSSES)
+    for arch, p in params.items():
+        cfg = _validate(repo, {"het_fig5": {"sae": {"architecture": arch, "latents": 64, "params": p, "aux": aux}}})
+        SAESpec(**cfg["het_fig5"]["sae"])
 
 
 def test_snakemake_refuses_a_bad_key_at_once(repo, tmp_path):

@@ -69,5 +69,6 @@ def test_config_errors_name_the_key_and_slug_lists_the_losses():
     with pytest.raises(ValueError, match="mask_p"):
         GroupSparse(weight=0.05, mask_p=1.5)
     spec = SAESpec(architecture="mp", latents=64, params={"k": 8},
-                   aux={"iso_energy": {"weight": 1e-4, "mask_top1": True}, "group_sparse": {"weight": 0.05}})
+                   aux={"iso_energy": {"weight": 1e-4, "mask_top1": True, "normalize": True},
+                        "group_sparse": {"weight": 0.05, "mask_p": 0.0}})
     assert spec.slug == "mp-k8-m64-shared-group_sparse0.05-iso_energy0.0001-mask_top1True"

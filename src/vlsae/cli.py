@@ -36,11 +36,14 @@ def cmd_synth_het(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     from .sae import SAESpec
-    from .sae.train import TrainConfig, train_paired_sae
+    from .sae.train import TrainConfig, train_paired_saes
     from .store import EmbeddingStore
 
-    train_paired_sae(SAESpec.from_dict(a.sae), EmbeddingStore(a.data), TrainConfig.from_dict(a.training),
-                     a.out, seed=a.seed, device=a.device)
+    specs, outs = a.sae or [{}], a.out
+    if len(specs) != len(outs):
+        raise ValueError(f"give one --out per --sae: got {len(specs)} --sae and {len(outs)} --out")
+    runs = [(SAESpec.from_dict(spec), out) for spec, out in zip(specs, outs)]
+    train_paired_saes(runs, EmbeddingStore(a.data), TrainConfig.from_dict(a.training), seed=a.seed, device=a.device)
 
 
 def cmd_align(a: argparse.Namespace) -> None:
@@ -105,10 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shard-pairs", type=int, default=65_536)
     s.set_defaults(func=cmd_synth_het)
 
-    s = sub.add_parser("train", help="train one SAE (or one modality-specific pair)")
+    s = sub.add_parser("train", help="train SAEs (shared or modality-specific pairs); several share one data pass")
     s.add_argument("--data", required=True, type=Path, help="training store (folder or manifest.json)")
-    s.add_argument("--out", required=True, type=Path, help="run folder for weights, config and log")
-    s.add_argument("--sae", type=_json, default={}, help="SAESpec as JSON")
+    s.add_argument("--out", required=True, type=Path, action="append",
+                   help="run folder for weights, config and log; repeat it, one per --sae")
+    s.add_argument("--sae", type=_json, action="append",
+                   help="SAESpec as JSON (architecture, latents, arrangement, params, aux); repeat to train "
+                        "several SAEs in one pass over the data (default: one default spec)")
     s.add_argument("--training", type=_json, default={}, help="TrainConfig as JSON")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")

@@ -1,5 +1,6 @@
 # Config validation and target enumeration. No science lives here.
 import json
+import re
 from dataclasses import asdict
 
 from snakemake.utils import validate
@@ -21,7 +22,7 @@ SAE_SPECS = {spec.slug: spec for spec in FIG5_SPECS.values()}
 wildcard_constraints:
     alpha=r"[0-9.]+",
     seed=r"\d+",
-    sae_id="|".join(SAE_SPECS),
+    sae_id="|".join(map(re.escape, SAE_SPECS)),
 
 
 def sae_json(wildcards):

@@ -8,7 +8,7 @@ latent ``j`` of the image SAE is paired with latent ``j`` of the text SAE.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -92,10 +92,13 @@ def build_aux_losses(aux: dict) -> dict[str, IsoEnergy | GroupSparse]:
 
 
 def aux_slug(aux: dict) -> str:
-    """Readable suffix: ``iso_energy`` at weight 3e-2 with top-1 masking -> ``iso_energy0.03-mask_top1True``."""
+    """Readable suffix naming each loss, its weight and its non-default options.
+
+    ``{"iso_energy": {"weight": 0.03, "mask_top1": True}}`` -> ``iso_energy0.03-mask_top1True``.
+    """
     parts = []
     for name, options in sorted(aux.items()):
-        extra = "".join(f"-{k}{options[k]}" for k in sorted(options) if k != "weight")
+        defaults = {f.name: f.default for f in fields(AUX_LOSSES[name])}
+        extra = "".join(f"-{k}{options[k]}" for k in sorted(options) if k != "weight" and options[k] != defaults[k])
         parts.append(f"{name}{options['weight']:g}{extra}")
     return "-".join(parts)
-

@@ -48,8 +48,9 @@ class MatchingPursuitSAE(SparseAutoencoder):
         gram = self.gram()
         corr = r0.to(self._dtype) @ self.W_dec.detach().to(self._dtype).T
         picks = torch.empty(r0.shape[0], self.k, dtype=torch.long, device=r0.device)
+        magnitude = torch.empty_like(corr)  # reused: allocating |c| every step doubles the argmax cost on CPU
         for t in range(self.k):
-            i = corr.abs().argmax(1)
+            i = torch.abs(corr, out=magnitude).argmax(1)
             picks[:, t] = i
             corr.addcmul_(gram.index_select(0, i), corr.gather(1, i[:, None]), value=-1.0)
         return picks

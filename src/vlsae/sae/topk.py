@@ -1,8 +1,8 @@
 """TopK SAE (Gao et al.; ISO eq. 3): keep the k largest pre-activations per sample.
 
 ``z = ReLU(TopK_k(W_enc (x - b_dec) + b_enc))``, exactly k entries per sample (fewer non-zeros only
-when a selected pre-activation is negative). Decoding gathers the k atoms (``embedding_bag``); the
-``B x m`` code is never materialised.
+when a selected pre-activation is negative). The encoder's backward and the decoder are both sparse
+(:func:`~vlsae.sae.kernels.topk_encode`, ``embedding_bag``); the ``B x m`` code is never materialised.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Code, EncoderSAE
+from .kernels import topk_encode
 
 
 def check_k(k: int, m: int) -> None:
@@ -23,6 +24,12 @@ class TopKSAE(EncoderSAE):
         super().__init__(d, m, unit_norm_decoder)
         check_k(k, m)
         self.k = k
+
+    def encode(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> Code:
+        if keep is not None:  # masked pre-activations (group-sparse option): the generic dense path
+            return super().encode(x, keep)
+        values, indices = topk_encode(x - self.b_dec, self.W_enc, self.b_enc, self.k)
+        return Code(F.relu(values), indices, self.m)
 
     def activate(self, pre: torch.Tensor) -> Code:
         values, indices = pre.topk(self.k, dim=-1, sorted=False)

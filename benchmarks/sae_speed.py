@@ -1,0 +1,147 @@
+"""Step time of every SAE architecture, and each fast path against its naive baseline.
+
+    python benchmarks/sae_speed.py                   # issue-3 setting: d=512, m=8192, k=32, batch 1024
+    python benchmarks/sae_speed.py --m 2048 --repeats 3 --out results/benchmarks/sae_speed.json
+
+A training step is forward + loss + backward + AdamW step + decoder renormalisation, timed after
+warm-up as the median over ``--repeats``. Naive baselines, measured in the same run:
+
+* ``topk-dense-decode``: TopK decoding by scatter into the ``B x m`` code, then a dense matmul;
+* ``topk-naive``: the same, plus the dense backward of ``pre.topk`` in the encoder;
+* ``mp-naive``: ISO Alg. 1 as written, recomputing ``r D^T`` at every one of the k steps and
+  back-propagating through the unrolled loop;
+* ``mp-select-naive`` vs ``mp-select``: support selection alone (inference, fixed dictionary; the
+  Gram matrix is cached as in eval mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+from vlsae.device import resolve_device
+from vlsae.sae import MatchingPursuitSAE, TopKSAE, build_sae
+from vlsae.sae.base import Code
+
+PARAMS = {"relu": {"l1": 1e-3}, "jumprelu": {"l0": 1e-3}, "topk": {}, "batchtopk": {}, "mp": {}}
+
+
+class DenseDecodeTopK(TopKSAE):
+    """TopK with the fused encoder but naive decoding: scatter into the ``B x m`` code, then ``z @ W_dec``."""
+
+    def decode(self, code: Code) -> torch.Tensor:
+        return code.dense() @ self.W_dec + self.b_dec
+
+
+class NaiveTopK(DenseDecodeTopK):
+    """TopK as usually written: ``pre.topk`` (dense ``B x m`` backward) and dense decoding."""
+
+    def encode(self, x: torch.Tensor, keep=None) -> Code:
+        return self.activate(self.pre_activation(x))
+
+
+class NaiveMP(MatchingPursuitSAE):
+    """ISO Alg. 1 verbatim: ``c = r D^T`` recomputed at every step, autograd through the loop."""
+
+    def encode(self, x: torch.Tensor, keep=None) -> Code:
+        r = x - self.b_dec
+        values, picks = [], []
+        for _ in range(self.k):
+            corr = r @ self.W_dec.T
+            i = corr.detach().abs().argmax(1)
+            z = corr.gather(1, i[:, None])
+            r = r - z * self.W_dec[i]
+            values.append(z[:, 0])
+            picks.append(i)
+        return Code(torch.stack(values, 1), torch.stack(picks, 1), self.m)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median_time(fn, dev, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(dev)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        _sync(dev)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def train_step_time(sae, x: torch.Tensor, repeats: int) -> float:
+    opt = torch.optim.AdamW(sae.parameters(), lr=1e-4)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda")
+
+    def step():
+        with autocast:
+            x_hat, code = sae(x)
+            loss = (x - x_hat.float()).pow(2).sum(-1).mean()
+            if code.penalty is not None:
+                loss = loss + code.penalty
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.remove_parallel_grad_()
+        opt.step()
+        sae.normalize_decoder_()
+
+    return _median_time(step, x.device, repeats)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--d", type=int, default=512)
+    p.add_argument("--m", type=int, default=8192)
+    p.add_argument("--k", type=int, default=32)
+    p.add_argument("--batch", type=int, default=1024)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", default=None, help="also write the results as JSON")
+    a = p.parse_args(argv)
+    dev = resolve_device(a.device)
+    torch.manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(a.batch, a.d, device=dev), dim=1)
+    results = {"setting": {"d": a.d, "m": a.m, "k": a.k, "batch": a.batch, "device": str(dev),
+                           "threads": torch.get_num_threads(), "torch": torch.__version__,
+                           "cpu": platform.processor() or platform.machine()},
+               "train_step_s": {}}
+    for arch, params in PARAMS.items():
+        if arch in ("topk", "batchtopk", "mp"):
+            params = {"k": a.k}
+        results["train_step_s"][arch] = train_step_time(build_sae(arch, a.d, a.m, **params).to(dev), x, a.repeats)
+    results["train_step_s"]["topk-dense-decode"] = train_step_time(DenseDecodeTopK(a.d, a.m, a.k).to(dev), x, a.repeats)
+    results["train_step_s"]["topk-naive"] = train_step_time(NaiveTopK(a.d, a.m, a.k).to(dev), x, a.repeats)
+    results["train_step_s"]["mp-naive"] = train_step_time(NaiveMP(a.d, a.m, a.k).to(dev), x, a.repeats)
+
+    fast, naive = MatchingPursuitSAE(a.d, a.m, a.k).to(dev).eval(), NaiveMP(a.d, a.m, a.k).to(dev).eval()
+    naive.load_state_dict(fast.state_dict())
+    with torch.no_grad():
+        results["encode_s"] = {"mp-select": _median_time(lambda: fast.encode(x), dev, a.repeats),
+                               "mp-select-naive": _median_time(lambda: naive.encode(x), dev, a.repeats)}
+    s, e = results["train_step_s"], results["encode_s"]
+    results["speedup"] = {
+        "topk sparse vs dense decode (train step)": s["topk-dense-decode"] / s["topk"],
+        "topk sparse vs naive dense (train step)": s["topk-naive"] / s["topk"],
+        "mp Gram vs recompute (train step)": s["mp-naive"] / s["mp"],
+        "mp Gram vs recompute (encode)": e["mp-select-naive"] / e["mp-select"],
+    }
+    print(json.dumps(results, indent=2))
+    if a.out:
+        from vlsae.atomic import write_json
+
+        write_json(a.out, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
