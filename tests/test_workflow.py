@@ -45,6 +45,9 @@ def test_tiny_config_end_to_end(repo, tmp_path):
         assert (results / f"figures/het_fig5_alpha_sweep.{ext}").stat().st_size > 1000
     assert "|" in (results / "tables/het_fig5_alpha_sweep.md").read_text()
     assert "train" in (results / "logs/train/het-alpha0.0/topk-k2-m64-shared-seed0.log").read_text()
+    theory = pd.read_csv(results / "tables/het_theory_phases.csv")
+    assert len(theory) == 3 and (theory["relative_error"] < 0.05).all()
+    assert (results / "figures/het_theory_phases.png").stat().st_size > 1000
     # nothing left to do afterwards
     assert "Nothing to be done" in snakemake(repo, results, "-n")
 
@@ -52,4 +55,5 @@ def test_tiny_config_end_to_end(repo, tmp_path):
 def test_paper_config_plans(repo):
     plan = snakemake(repo, "/nonexistent-results", "-n", configfile="config/paper.yaml")
     assert "topk-k16-m8192-shared" in plan and "d\": 256" in plan
-    assert job_counts(plan)["total"] == "110"
+    counts = job_counts(plan)
+    assert counts["total"] == "120" and counts["theory_phases"] == "9"

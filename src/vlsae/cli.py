@@ -94,6 +94,30 @@ def cmd_report_het_fig5(a: argparse.Namespace) -> None:
     plot(table, a.pdf, a.png)
 
 
+def cmd_theory_phases(a: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .atomic import atomic_path
+    from .theory import phase_boundaries
+
+    rows = phase_boundaries(a.rho)
+    with atomic_path(a.out) as tmp:
+        pd.DataFrame(rows).to_parquet(tmp, index=False)
+    for row in rows:
+        log.info("%-13s %-17s lambda %.4f (closed form %.4f, %.2f%%)", row["loss"], row["boundary"],
+                 row["lambda_found"], row["lambda_closed_form"], 100 * row["relative_error"])
+
+
+def cmd_report_het_theory(a: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .report.het_theory import plot, write_table
+
+    table = pd.concat([pd.read_parquet(p) for p in a.boundaries], ignore_index=True)
+    write_table(table, a.table, a.markdown)
+    plot(table, a.pdf, a.png)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vlsae", description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -142,6 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pdf", required=True)
     s.add_argument("--png", required=True)
     s.set_defaults(func=cmd_report_het_fig5)
+
+    s = sub.add_parser("theory-phases", help="numerical phase boundaries of HET Props. 3 and 4 at one rho")
+    s.add_argument("--rho", required=True, type=float, help="cosine phi . psi, in (0, 1)")
+    s.add_argument("--out", required=True, type=Path, help="boundaries (.parquet)")
+    s.set_defaults(func=cmd_theory_phases)
+
+    s = sub.add_parser("report-het-theory", help="HET theory phase figure and table")
+    s.add_argument("boundaries", nargs="+", type=Path)
+    s.add_argument("--table", required=True)
+    s.add_argument("--markdown", required=True)
+    s.add_argument("--pdf", required=True)
+    s.add_argument("--png", required=True)
+    s.set_defaults(func=cmd_report_het_theory)
     return p
 
 

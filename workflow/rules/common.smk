@@ -13,6 +13,7 @@ validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 RESULTS = config["results"]
 HET = config["het_synthetic"]
 FIG5 = config["het_fig5"]
+THEORY = config["het_theory"]
 
 # SAE specs addressable by their slug (the {sae_id} wildcard).
 FIG5_SPECS = {arr: SAESpec(**FIG5["sae"], arrangement=arr) for arr in ("shared", "specific")}
@@ -21,6 +22,7 @@ SAE_SPECS = {spec.slug: spec for spec in FIG5_SPECS.values()}
 
 wildcard_constraints:
     alpha=r"[0-9.]+",
+    rho=r"0\.[0-9]+",
     seed=r"\d+",
     sae_id="|".join(map(re.escape, SAE_SPECS)),
 
@@ -49,8 +51,15 @@ def fig5_metric_files():
     )
 
 
+def theory_boundary_files():
+    return expand(rules.theory_phases.output[0], rho=THEORY["rhos"])
+
+
 def all_targets():
     targets = []
+    if THEORY["enabled"]:
+        targets += expand(f"{RESULTS}/tables/het_theory_phases.{{ext}}", ext=("csv", "md"))
+        targets += expand(f"{RESULTS}/figures/het_theory_phases.{{ext}}", ext=("pdf", "png"))
     if FIG5["enabled"]:
         targets += expand(f"{RESULTS}/tables/het_fig5_alpha_sweep.{{ext}}", ext=("csv", "md"))
         targets += expand(f"{RESULTS}/figures/het_fig5_alpha_sweep.{{ext}}", ext=("pdf", "png"))

@@ -26,3 +26,20 @@ rule evaluate_het_synthetic:
         "vlsae --threads {threads} eval-het --model {params.folder} --data {input.data}"
         " --ground-truth {input.ground_truth} {params.alignment} --seed {wildcards.seed}"
         " --out {output} > {log} 2>&1"
+
+
+rule theory_phases:
+    output:
+        f"{RESULTS}/metrics/het_theory/rho{{rho}}.parquet",
+    log:
+        f"{RESULTS}/logs/theory/rho{{rho}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/theory/rho{{rho}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=20,
+    shell:
+        "vlsae --threads {threads} theory-phases --rho {wildcards.rho} --out {output} > {log} 2>&1"

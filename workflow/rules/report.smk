@@ -22,3 +22,26 @@ rule report_het_fig5:
     shell:
         "vlsae report-het-fig5 {input} --table {output.table} --markdown {output.markdown}"
         " --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+
+
+rule report_het_theory:
+    input:
+        theory_boundary_files(),
+    output:
+        table=report(f"{RESULTS}/tables/het_theory_phases.csv", caption="../report/het_theory.rst", category="HET theory"),
+        markdown=f"{RESULTS}/tables/het_theory_phases.md",
+        pdf=f"{RESULTS}/figures/het_theory_phases.pdf",
+        png=report(f"{RESULTS}/figures/het_theory_phases.png", caption="../report/het_theory.rst", category="HET theory"),
+    log:
+        f"{RESULTS}/logs/report/het_theory_phases.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/het_theory_phases.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae report-het-theory {input} --table {output.table} --markdown {output.markdown}"
+        " --pdf {output.pdf} --png {output.png} > {log} 2>&1"
