@@ -30,7 +30,10 @@ def test_paper_config_is_exact(repo):
     assert (het["dgp"]["d"], het["dgp"]["n_shared"], het["dgp"]["n_image"], het["dgp"]["n_text"]) == (256, 1024, 512, 512)
     assert (het["n_train"], het["n_eval"], het["dgp"]["noise_std"], het["dgp"]["max_interference"]) == (50000, 10000, 0.05, 0.30)
     assert fig5["alphas"] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0] and fig5["seeds"] == [0, 1, 2]
-    assert fig5["sae"]["latents"] == 8192 and fig5["sae"]["params"] == {"k": 16}
+    assert het["sae"]["latents"] == 8192 and het["sae"]["params"] == {"k": 16}
+    fig6 = cfg["het_fig6"]
+    assert fig6["alpha"] == 0.5 and fig6["multipliers"] == [1 / 64, 1 / 4, 1, 4, 64]
+    assert fig6["losses"] == {"iso_energy": {"weight": 0.03}, "group_sparse": {"weight": 0.05}}
     t = het["training"]
     assert (t["batch_size"], t["epochs"], t["weight_decay"], t["warmup_fraction"], t["schedule"]) == (256, 10, 0.0, 0.0, "constant")
 
@@ -42,10 +45,11 @@ def test_paper_config_is_exact(repo):
         ({"het_synthetic": {"dgp": {"d": "sixty-four"}}}, "'sixty-four' is not of type 'integer'"),
         ({"het_synthetic": {"training": {"schedule": "linear"}}}, "linear"),
         ({"het_fig5": {"alphas": [1.5]}}, "1.5"),
-        ({"het_fig5": {"sae": {"latents": 33}}}, "33"),
-        ({"het_fig5": {"sae": {"architecture": "gated"}}}, "'gated' is not one of"),
-        ({"het_fig5": {"sae": {"aux": {"iso": {"weight": 1}}}}}, "'iso' was unexpected"),
-        ({"het_fig5": {"sae": {"aux": {"group_sparse": {"mask_p": 0.2}}}}}, "'weight' is a required property"),
+        ({"het_synthetic": {"sae": {"latents": 33}}}, "33"),
+        ({"het_synthetic": {"sae": {"architecture": "gated"}}}, "'gated' is not one of"),
+        ({"het_synthetic": {"sae": {"aux": {"iso": {"weight": 1}}}}}, "'iso' was unexpected"),
+        ({"het_synthetic": {"sae": {"aux": {"group_sparse": {"mask_p": 0.2}}}}}, "'weight' is a required property"),
+        ({"het_fig6": {"losses": {"group_sparse": {"weight": -1}}}}, "-1"),
     ],
 )
 def test_bad_config_names_the_key(repo, patch, message):
@@ -63,8 +67,8 @@ def test_every_architecture_and_aux_loss_validates_and_builds(repo):
     aux = {"iso_energy": {"weight": 1e-4, "mask_top1": True}, "group_sparse": {"weight": 0.05}}
     assert set(aux) == set(AUX_LOSSES)
     for arch, p in params.items():
-        cfg = _validate(repo, {"het_fig5": {"sae": {"architecture": arch, "latents": 64, "params": p, "aux": aux}}})
-        SAESpec(**cfg["het_fig5"]["sae"])
+        cfg = _validate(repo, {"het_synthetic": {"sae": {"architecture": arch, "latents": 64, "params": p, "aux": aux}}})
+        SAESpec(**cfg["het_synthetic"]["sae"])
 
 
 def test_snakemake_refuses_a_bad_key_at_once(repo, tmp_path):

@@ -48,6 +48,11 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     theory = pd.read_csv(results / "tables/het_theory_phases.csv")
     assert len(theory) == 3 and (theory["relative_error"] < 0.05).all()
     assert (results / "figures/het_theory_phases.png").stat().st_size > 1000
+    fig6 = pd.read_csv(results / "tables/het_fig6_lambda_sweep.csv")
+    assert set(fig6["method"]) == {"shared", "modality-specific", "modality-specific + post-hoc",
+                                   "shared + iso_energy", "shared + group_sparse"}
+    assert set(fig6["multiplier"].dropna()) == {1.0} and set(fig6["loss"].dropna()) == {"iso_energy", "group_sparse"}
+    assert "post-hoc feature_recovery_error" in (results / "tables/het_fig6_lambda_sweep.md").read_text()
     # nothing left to do afterwards
     assert "Nothing to be done" in snakemake(repo, results, "-n")
 
@@ -56,4 +61,6 @@ def test_paper_config_plans(repo):
     plan = snakemake(repo, "/nonexistent-results", "-n", configfile="config/paper.yaml")
     assert "topk-k16-m8192-shared" in plan and "d\": 256" in plan
     counts = job_counts(plan)
-    assert counts["total"] == "120" and counts["theory_phases"] == "9"
+    assert counts["total"] == "199" and counts["theory_phases"] == "9"
+    # Fig. 6 at alpha 0.5: 2 references + 2 losses x 5 weights, 3 seeds
+    assert counts["train_sae_synthetic"] == str(6 * 3 * 2 + 3 * 12) and counts["report_het_fig6"] == "1"

@@ -72,16 +72,29 @@ def cmd_eval_het(a: argparse.Namespace) -> None:
 
     model = load_paired_sae(a.model)
     gt, store = GroundTruth.load(a.ground_truth), EmbeddingStore(a.data)
-    base = "shared" if model.spec.arrangement == "shared" else "modality-specific"
+    spec = model.spec
+    base = " + ".join(["shared" if spec.arrangement == "shared" else "modality-specific", *sorted(spec.aux)])
     results = {base: evaluate_het(model, gt, store)}
     if a.alignment:
         results[f"{base} + post-hoc"] = evaluate_het(model, gt, store, Alignment.load(a.alignment).perm)
-    rows = [{"method": method, "alpha": gt.alpha, "seed": a.seed, "sae_id": model.spec.slug, "metric": k, "value": v}
+    aux_weights = json.dumps({name: options["weight"] for name, options in sorted(spec.aux.items())})
+    rows = [{"method": method, "alpha": gt.alpha, "seed": a.seed, "sae_id": spec.slug, "aux_weights": aux_weights,
+             "metric": k, "value": v}
             for method, metrics in results.items() for k, v in metrics.items()]
     with atomic_path(a.out) as tmp:
         pd.DataFrame(rows).to_parquet(tmp, index=False)
     for row in rows:
         log.info("%-32s %-24s %.4f", row["method"], row["metric"], row["value"])
+
+
+def cmd_report_het_fig6(a: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .report.het_fig6 import plot, wide_table, write_table
+
+    table = wide_table(pd.concat([pd.read_parquet(p) for p in a.metrics], ignore_index=True), a.defaults)
+    write_table(table, a.table, a.markdown)
+    plot(table, a.pdf, a.png)
 
 
 def cmd_report_het_fig5(a: argparse.Namespace) -> None:
@@ -166,6 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pdf", required=True)
     s.add_argument("--png", required=True)
     s.set_defaults(func=cmd_report_het_fig5)
+
+    s = sub.add_parser("report-het-fig6", help="HET Fig. 6 table and figure from tidy metrics")
+    s.add_argument("metrics", nargs="+", type=Path)
+    s.add_argument("--defaults", type=_json, required=True,
+                   help="default weight of each swept loss, e.g. '{\"iso_energy\": 0.03, \"group_sparse\": 0.05}'")
+    s.add_argument("--table", required=True)
+    s.add_argument("--markdown", required=True)
+    s.add_argument("--pdf", required=True)
+    s.add_argument("--png", required=True)
+    s.set_defaults(func=cmd_report_het_fig6)
 
     s = sub.add_parser("theory-phases", help="numerical phase boundaries of HET Props. 3 and 4 at one rho")
     s.add_argument("--rho", required=True, type=float, help="cosine phi . psi, in (0, 1)")

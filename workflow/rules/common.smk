@@ -15,9 +15,17 @@ HET = config["het_synthetic"]
 FIG5 = config["het_fig5"]
 THEORY = config["het_theory"]
 
+FIG6 = config["het_fig6"]
+
 # SAE specs addressable by their slug (the {sae_id} wildcard).
-FIG5_SPECS = {arr: SAESpec(**FIG5["sae"], arrangement=arr) for arr in ("shared", "specific")}
-SAE_SPECS = {spec.slug: spec for spec in FIG5_SPECS.values()}
+REFERENCE_SPECS = [SAESpec(**{**HET["sae"], "arrangement": arr}) for arr in ("shared", "specific")]
+FIG6_SPECS = [
+    SAESpec(**{**HET["sae"], "arrangement": "shared",
+               "aux": {**HET["sae"]["aux"], loss: {**options, "weight": options["weight"] * multiplier}}})
+    for loss, options in FIG6["losses"].items()
+    for multiplier in FIG6["multipliers"]
+]
+SAE_SPECS = {spec.slug: spec for spec in REFERENCE_SPECS + FIG6_SPECS}
 
 
 wildcard_constraints:
@@ -42,13 +50,16 @@ def alignment_if_specific(wildcards):
     return expand(rules.align_synthetic.output[0], **wildcards)
 
 
+def het_metric_files(alphas, specs, seeds):
+    return expand(rules.evaluate_het_synthetic.output[0], alpha=alphas, sae_id=[s.slug for s in specs], seed=seeds)
+
+
 def fig5_metric_files():
-    return expand(
-        rules.evaluate_het_synthetic.output[0],
-        alpha=FIG5["alphas"],
-        sae_id=[spec.slug for spec in FIG5_SPECS.values()],
-        seed=FIG5["seeds"],
-    )
+    return het_metric_files(FIG5["alphas"], REFERENCE_SPECS, FIG5["seeds"])
+
+
+def fig6_metric_files():
+    return het_metric_files([FIG6["alpha"]], REFERENCE_SPECS + FIG6_SPECS, FIG6["seeds"])
 
 
 def theory_boundary_files():
@@ -60,6 +71,9 @@ def all_targets():
     if THEORY["enabled"]:
         targets += expand(f"{RESULTS}/tables/het_theory_phases.{{ext}}", ext=("csv", "md"))
         targets += expand(f"{RESULTS}/figures/het_theory_phases.{{ext}}", ext=("pdf", "png"))
+    if FIG6["enabled"]:
+        targets += expand(f"{RESULTS}/tables/het_fig6_lambda_sweep.{{ext}}", ext=("csv", "md"))
+        targets += expand(f"{RESULTS}/figures/het_fig6_lambda_sweep.{{ext}}", ext=("pdf", "png"))
     if FIG5["enabled"]:
         targets += expand(f"{RESULTS}/tables/het_fig5_alpha_sweep.{{ext}}", ext=("csv", "md"))
         targets += expand(f"{RESULTS}/figures/het_fig5_alpha_sweep.{{ext}}", ext=("pdf", "png"))

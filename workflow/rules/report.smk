@@ -45,3 +45,28 @@ rule report_het_theory:
     shell:
         "vlsae report-het-theory {input} --table {output.table} --markdown {output.markdown}"
         " --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+
+
+rule report_het_fig6:
+    input:
+        fig6_metric_files(),
+    output:
+        table=report(f"{RESULTS}/tables/het_fig6_lambda_sweep.csv", caption="../report/het_fig6.rst", category="HET synthetic"),
+        markdown=f"{RESULTS}/tables/het_fig6_lambda_sweep.md",
+        pdf=f"{RESULTS}/figures/het_fig6_lambda_sweep.pdf",
+        png=report(f"{RESULTS}/figures/het_fig6_lambda_sweep.png", caption="../report/het_fig6.rst", category="HET synthetic"),
+    params:
+        defaults=json.dumps({loss: options["weight"] for loss, options in FIG6["losses"].items()}),
+    log:
+        f"{RESULTS}/logs/report/het_fig6_lambda_sweep.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/het_fig6_lambda_sweep.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae report-het-fig6 {input} --defaults '{params.defaults}' --table {output.table}"
+        " --markdown {output.markdown} --pdf {output.pdf} --png {output.png} > {log} 2>&1"

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..atomic import atomic_path, write_text  # noqa: E402
+from . import save_figure  # noqa: E402
 from ..metrics.synthetic import METRICS  # noqa: E402
 
 METHODS = ("shared", "modality-specific", "modality-specific + post-hoc")
@@ -60,7 +61,4 @@ def plot(table: pd.DataFrame, pdf_path: str, png_path: str) -> None:
         ax.set_xlabel("cosine distance 1 - alpha")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    for path in (pdf_path, png_path):
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=150)
-    plt.close(fig)
+    save_figure(fig, pdf_path, png_path)

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..atomic import atomic_path, write_text  # noqa: E402
+from . import save_figure  # noqa: E402
 from ..theory import exp_quantiles, group_sparse_thresholds, iso_threshold, lambda_dag  # noqa: E402
 
 PHASE_COLORS = {"separate": "#dbe9f6", "shared": "#fde0c5", "dead": "#e0e0e0"}
@@ -50,7 +51,4 @@ def plot(table: pd.DataFrame, pdf_path: str, png_path: str) -> None:
         ax.plot(found["rho"], found["lambda_found"], "o", color="tab:red", label="numerical minimiser")
         ax.set(title=title, xlabel="rho = phi . psi", ylabel="lambda", xlim=(0, 1), ylim=(0, top))
         ax.legend(fontsize=7, loc="upper left", ncol=2)
-    for path in (pdf_path, png_path):
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=150, format=str(path).rsplit(".", 1)[-1])
-    plt.close(fig)
+    save_figure(fig, pdf_path, png_path)
