@@ -1,0 +1,187 @@
+"""The toy DGP of ISO App. C.1: bimodal and unimodal ground truths of the same data.
+
+Atom groups (rows, unit norm): ``I`` and ``T`` (k each: high-energy, high-frequency unimodal
+concepts), ``B`` (4k bimodal concepts) and their modality-specific companions ``BI`` and ``BT``
+(4k each). The orthogonality constraints of C.1 (``I`` orthogonal to ``T, B, BT``; ``BI`` to
+``T, BT``; symmetrically for text; ``B`` to everything outside ``B``) are met by drawing the image
+group ``I + BI``, the text group ``T + BT`` and ``B`` in three mutually orthogonal subspaces of
+dimensions ``d - 2 d_u``, ``d_u`` and ``d_u`` (``d_u = d // 4``). Inside a group, each atom has
+cosine ``coherence`` with the group's mean direction (our choice: it sets the cosine histograms of
+random pairs, ISO Fig. 9).
+
+A pair draws one image atom ``a`` of ``I``, one text atom ``c`` of ``T`` and ``L - 1`` bimodal
+indices ``S``; with ``P = sum_S B_b``, ``Q = sum_S BI_b`` and ``R = sum_S BT_b``::
+
+    x~ = I_a + beta (tau1 P + (1 - tau1) Q),    y~ = T_c + beta (tau1 P + (1 - tau1) R)
+
+and ``x = x~ / |x~|``, ``y = y~ / |y~|``. Two ground truths explain the same data:
+
+* ``D1`` (14k atoms ``[I, T, B, BI, BT]``, the *bimodal* truth, exact when tau1 -> 1) with codes
+  ``1, beta tau1, beta (1 - tau1)`` (times the normalisation);
+* ``D2`` (10k atoms ``[I, T, tau1 B + (1 - tau1) BI, tau1 B + (1 - tau1) BT]``, the *unimodal* truth)
+  with codes ``1, beta``; every image and text code has ``L`` non-zeros.
+
+**beta** (derivation). The constraints leave only these inner products: ``x~ . y~ = A beta^2`` with
+``A = tau1^2 |P|^2``, and ``|x~|^2 = 1 + b_x beta + c_x beta^2`` with ``b_x = 2 (1 - tau1) I_a . Q``
+(``I_a`` and ``Q`` share the image subspace) and ``c_x = tau1^2 |P|^2 + (1 - tau1)^2 |Q|^2``; the same
+for ``y~`` with ``T_c``, ``R``. Asking ``cos(x, y) = tau2`` and squaring (``A beta^2 >= 0``, so no
+spurious sign) gives the quartic
+
+    A^2 beta^4 - tau2^2 (1 + b_x beta + c_x beta^2)(1 + b_y beta + c_y beta^2) = 0,
+
+negative at ``beta = 0``. It has a positive root when the leading coefficient ``A^2 - tau2^2 c_x c_y``
+is positive, i.e. when the bimodal part can carry a cosine tau2 at all (roughly
+``tau1^2 / (tau1^2 + (1 - tau1)^2) > tau2``); we take the smallest positive real root, per pair.
+A pair without one redraws its bimodal set (Exp. 1's tau1 = tau2 + 0.1 sits near that edge).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class IsoDGP:
+    """Parameters of the ISO toy DGP; ``k`` sets the concept counts (10k and 14k), ``L`` the L0."""
+
+    d: int = 128
+    k: int = 16
+    L: int = 6
+    tau1: float = 0.5
+    tau2: float = 0.4
+    coherence: float = 0.5
+
+    def __post_init__(self):
+        if self.d < 8 or self.k < 1 or self.L < 2:
+            raise ValueError(f"need d >= 8, k >= 1, L >= 2; got d={self.d}, k={self.k}, L={self.L}")
+        if self.L - 1 > 4 * self.k:
+            raise ValueError(f"L - 1 = {self.L - 1} bimodal atoms per pair exceed the 4k = {4 * self.k} available")
+        if not (0 < self.tau2 < 1 and 0 < self.tau1 <= 1 and 0 <= self.coherence < 1):
+            raise ValueError(f"need 0 < tau2 < 1, 0 < tau1 <= 1, 0 <= coherence < 1; got {self.tau1}, {self.tau2}, {self.coherence}")
+
+
+@dataclass
+class IsoDictionaries:
+    """The five atom groups (rows, ``d`` columns) and the two ground-truth dictionaries built from them."""
+
+    I: np.ndarray
+    T: np.ndarray
+    B: np.ndarray
+    BI: np.ndarray
+    BT: np.ndarray
+    tau1: float
+
+    @property
+    def d1(self) -> np.ndarray:
+        """Bimodal truth, ``14k x d``: ``[I, T, B, BI, BT]``."""
+        return np.concatenate([self.I, self.T, self.B, self.BI, self.BT])
+
+    @property
+    def d2(self) -> np.ndarray:
+        """Unimodal truth, ``10k x d``: ``[I, T, tau1 B + (1-tau1) BI, tau1 B + (1-tau1) BT]``."""
+        t = self.tau1
+        return np.concatenate([self.I, self.T, t * self.B + (1 - t) * self.BI, t * self.B + (1 - t) * self.BT])
+
+
+def _group(rng: np.random.Generator, n: int, basis: np.ndarray, coherence: float) -> np.ndarray:
+    """``n`` unit atoms in ``span(basis)`` (rows orthonormal), each at cosine ``coherence`` to the group mean."""
+    g = rng.normal(size=(n, basis.shape[0]))
+    mean = g.mean(0)
+    mean /= np.linalg.norm(mean)
+    noise = g - np.outer(g @ mean, mean)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    return (coherence * mean + np.sqrt(1 - coherence**2) * noise) @ basis
+
+
+def make_dictionaries(dgp: IsoDGP, rng: np.random.Generator) -> IsoDictionaries:
+    basis = np.linalg.qr(rng.normal(size=(dgp.d, dgp.d)))[0].T  # orthonormal rows
+    du = dgp.d // 4
+    sub_i, sub_t, sub_b = basis[:du], basis[du : 2 * du], basis[2 * du :]
+    image = _group(rng, 5 * dgp.k, sub_i, dgp.coherence)
+    text = _group(rng, 5 * dgp.k, sub_t, dgp.coherence)
+    k = dgp.k
+    return IsoDictionaries(I=image[:k], T=text[:k], B=_group(rng, 4 * k, sub_b, dgp.coherence),
+                           BI=image[k:], BT=text[k:], tau1=dgp.tau1)
+
+
+def solve_beta(A, bx, cx, by, cy, tau2: float) -> np.ndarray:
+    """Smallest positive real root of ``A^2 b^4 - tau2^2 (1 + bx b + cx b^2)(1 + by b + cy b^2)`` per entry."""
+    t2 = tau2**2
+    coeffs = np.stack([A**2 - t2 * cx * cy, -t2 * (bx * cy + by * cx), -t2 * (cx + cy + bx * by),
+                       -t2 * (bx + by), np.full_like(A, -t2)], axis=-1)
+    if (coeffs[:, 0] <= 0).any():
+        raise ValueError(f"tau2={tau2} is out of reach: the bimodal part cannot carry that cosine (raise tau1)")
+    monic = coeffs[:, 1:] / coeffs[:, :1]
+    companion = np.zeros((len(A), 4, 4))
+    companion[:, 0, :] = -monic
+    companion[:, 1:, :3] = np.eye(3)
+    roots = np.linalg.eigvals(companion)
+    real = np.where((np.abs(roots.imag) < 1e-9) & (roots.real > 0), roots.real, np.inf)
+    return real.min(1)
+
+
+@dataclass
+class IsoSample:
+    """Paired unit embeddings and everything needed to write their ground-truth codes."""
+
+    x: np.ndarray
+    y: np.ndarray
+    image_atom: np.ndarray
+    text_atom: np.ndarray
+    bimodal: np.ndarray  # n x (L-1)
+    beta: np.ndarray
+    scale_x: np.ndarray  # 1 / |x~|
+    scale_y: np.ndarray
+
+    def codes(self, truth: str, side: str, k: int, tau1: float) -> np.ndarray:
+        """Dense ground-truth codes of ``side`` (``image``/``text``) on ``d1`` (14k) or ``d2`` (10k)."""
+        n, scale = len(self.x), self.scale_x if side == "image" else self.scale_y
+        width = 14 * k if truth == "d1" else 10 * k
+        z = np.zeros((n, width))
+        rows = np.arange(n)[:, None]
+        unimodal = self.image_atom if side == "image" else k + self.text_atom
+        z[np.arange(n), unimodal] = scale
+        companion = 6 * k if side == "image" else 10 * k  # BI or BT block of d1
+        if truth == "d1":
+            z[rows, 2 * k + self.bimodal] = (scale * self.beta * tau1)[:, None]
+            z[rows, companion + self.bimodal] = (scale * self.beta * (1 - tau1))[:, None]
+        else:
+            block = 2 * k if side == "image" else 6 * k
+            z[rows, block + self.bimodal] = (scale * self.beta)[:, None]
+        return z
+
+
+def _bimodal_terms(dgp: IsoDGP, dicts: IsoDictionaries, ua, uc, bimodal):
+    """``P, Q, R`` and the quartic's coefficients ``A, b_x, c_x, b_y, c_y`` (see the module docstring)."""
+    t1 = dgp.tau1
+    P, Q, R = dicts.B[bimodal].sum(1), dicts.BI[bimodal].sum(1), dicts.BT[bimodal].sum(1)
+    pp = (P * P).sum(1)
+    coef = (t1**2 * pp, 2 * (1 - t1) * (ua * Q).sum(1), t1**2 * pp + (1 - t1) ** 2 * (Q * Q).sum(1),
+            2 * (1 - t1) * (uc * R).sum(1), t1**2 * pp + (1 - t1) ** 2 * (R * R).sum(1))
+    return (P, Q, R), coef
+
+
+def sample_pairs(dgp: IsoDGP, dicts: IsoDictionaries, n: int, rng: np.random.Generator,
+                 max_redraw_fraction: float = 0.5) -> IsoSample:
+    """``n`` pairs. A pair whose bimodal set cannot carry cosine tau2 (quartic without positive root)
+    redraws that set; if more than ``max_redraw_fraction`` of first draws fail, tau1 is too low."""
+    k, t1 = dgp.k, dgp.tau1
+    a, c = rng.integers(k, size=n), rng.integers(k, size=n)
+    ua, uc = dicts.I[a], dicts.T[c]
+    bimodal = np.argsort(rng.random((n, 4 * k)), axis=1)[:, : dgp.L - 1]
+    for attempt in range(100):
+        _, (A, bx, cx, by, cy) = _bimodal_terms(dgp, dicts, ua, uc, bimodal)
+        bad = A**2 - dgp.tau2**2 * cx * cy <= 1e-9 * A**2
+        if attempt == 0 and bad.mean() > max_redraw_fraction:
+            raise ValueError(f"tau2={dgp.tau2} is out of reach for {bad.mean():.0%} of pairs at tau1={t1} (raise tau1)")
+        if not bad.any():
+            break
+        bimodal[bad] = np.argsort(rng.random((int(bad.sum()), 4 * k)), axis=1)[:, : dgp.L - 1]
+    (P, Q, R), coef = _bimodal_terms(dgp, dicts, ua, uc, bimodal)
+    beta = solve_beta(*coef, dgp.tau2)
+    x = ua + beta[:, None] * (t1 * P + (1 - t1) * Q)
+    y = uc + beta[:, None] * (t1 * P + (1 - t1) * R)
+    sx, sy = 1 / np.linalg.norm(x, axis=1), 1 / np.linalg.norm(y, axis=1)
+    return IsoSample(x * sx[:, None], y * sy[:, None], a, c, bimodal, beta, sx, sy)

@@ -1,0 +1,71 @@
+"""ISO App. C.1 toy DGP: orthogonality, unit norms, the tau2 cosine, the quartic, both ground truths."""
+
+import numpy as np
+import pytest
+
+from vlsae.synth.iso import IsoDGP, make_dictionaries, sample_pairs, solve_beta
+
+
+@pytest.fixture(scope="module")
+def drawn():
+    dgp = IsoDGP(d=64, k=8, L=5, tau1=0.5, tau2=0.4, coherence=0.5)
+    rng = np.random.default_rng(0)
+    dicts = make_dictionaries(dgp, rng)
+    return dgp, dicts, sample_pairs(dgp, dicts, 2000, rng)
+
+
+def test_orthogonality_constraints_and_unit_atoms(drawn):
+    _, D, _ = drawn
+    for group in (D.I, D.T, D.B, D.BI, D.BT):
+        np.testing.assert_allclose(np.linalg.norm(group, axis=1), 1.0)
+    orthogonal = [(D.I, D.T), (D.I, D.B), (D.I, D.BT), (D.BI, D.T), (D.BI, D.BT), (D.T, D.B), (D.T, D.BI),
+                  (D.B, D.BI), (D.B, D.BT)]
+    for a, b in orthogonal:
+        assert np.abs(a @ b.T).max() < 1e-12
+    assert np.abs(D.I @ D.BI.T).max() > 0.1  # image atoms and their companions are *not* orthogonal
+    assert D.d1.shape == (14 * 8, 64) and D.d2.shape == (10 * 8, 64)
+
+
+def test_unit_embeddings_and_tau2_cosine(drawn):
+    dgp, _, s = drawn
+    np.testing.assert_allclose(np.linalg.norm(s.x, axis=1), 1.0)
+    np.testing.assert_allclose(np.linalg.norm(s.y, axis=1), 1.0)
+    np.testing.assert_allclose((s.x * s.y).sum(1), dgp.tau2, atol=1e-9)
+
+
+def test_both_ground_truths_reproduce_the_data_with_the_right_sparsity(drawn):
+    dgp, D, s = drawn
+    for side, emb in (("image", s.x), ("text", s.y)):
+        z2 = s.codes("d2", side, dgp.k, dgp.tau1)
+        np.testing.assert_allclose(z2 @ D.d2, emb, atol=1e-10)
+        assert ((z2 != 0).sum(1) == dgp.L).all()
+        z1 = s.codes("d1", side, dgp.k, dgp.tau1)
+        np.testing.assert_allclose(z1 @ D.d1, emb, atol=1e-10)
+        assert ((z1 != 0).sum(1) == 1 + 2 * (dgp.L - 1)).all()
+
+
+def test_quartic_root_by_hand_and_out_of_reach():
+    # orthogonal case b = 0: A^2 b^4 = tau2^2 (1 + c b^2)^2  ->  b^2 = tau2 / (A - tau2 c)
+    A, c, tau2 = np.array([2.0]), np.array([3.0]), 0.5
+    beta = solve_beta(A, np.zeros(1), c, np.zeros(1), c, tau2)
+    assert beta[0] == pytest.approx(np.sqrt(tau2 / (A[0] - tau2 * c[0])))
+    # with linear terms the root still zeroes the quartic and gives the cosine tau2
+    A, bx, cx, by, cy = (np.array([v]) for v in (1.5, 0.4, 2.0, -0.3, 2.2))
+    b = solve_beta(A, bx, cx, by, cy, 0.4)[0]
+    assert A[0] * b**2 / np.sqrt((1 + bx[0] * b + cx[0] * b**2) * (1 + by[0] * b + cy[0] * b**2)) == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="tau2=0.9 is out of reach"):
+        solve_beta(np.array([1.0]), np.zeros(1), np.array([2.0]), np.zeros(1), np.array([2.0]), 0.9)
+
+
+def test_tau1_too_low_for_tau2_fails_by_name():
+    dgp = IsoDGP(d=64, k=8, L=5, tau1=0.25, tau2=0.4)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="tau2=0.4 is out of reach .* tau1=0.25"):
+        sample_pairs(dgp, make_dictionaries(dgp, rng), 100, rng)
+
+
+def test_bad_parameters_are_named():
+    with pytest.raises(ValueError, match="L - 1"):
+        IsoDGP(k=1, L=6)
+    with pytest.raises(ValueError, match="tau2"):
+        IsoDGP(tau2=1.2)
