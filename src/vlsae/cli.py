@@ -131,6 +131,12 @@ def cmd_report_het_theory(a: argparse.Namespace) -> None:
     plot(table, a.pdf, a.png)
 
 
+def _report_outputs(s: argparse.ArgumentParser) -> None:
+    """The four artifacts of every report subcommand: table (csv + markdown) and figure (pdf + png)."""
+    for name, what in (("table", "csv table"), ("markdown", "markdown summary"), ("pdf", "figure"), ("png", "figure")):
+        s.add_argument(f"--{name}", required=True, help=f"{what} to write")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vlsae", description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -174,20 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report-het-fig5", help="HET Fig. 5 table and figure from tidy metrics")
     s.add_argument("metrics", nargs="+", type=Path)
-    s.add_argument("--table", required=True)
-    s.add_argument("--markdown", required=True)
-    s.add_argument("--pdf", required=True)
-    s.add_argument("--png", required=True)
+    _report_outputs(s)
     s.set_defaults(func=cmd_report_het_fig5)
 
     s = sub.add_parser("report-het-fig6", help="HET Fig. 6 table and figure from tidy metrics")
     s.add_argument("metrics", nargs="+", type=Path)
     s.add_argument("--defaults", type=_json, required=True,
                    help="default weight of each swept loss, e.g. '{\"iso_energy\": 0.03, \"group_sparse\": 0.05}'")
-    s.add_argument("--table", required=True)
-    s.add_argument("--markdown", required=True)
-    s.add_argument("--pdf", required=True)
-    s.add_argument("--png", required=True)
+    _report_outputs(s)
     s.set_defaults(func=cmd_report_het_fig6)
 
     s = sub.add_parser("theory-phases", help="numerical phase boundaries of HET Props. 3 and 4 at one rho")
@@ -197,10 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report-het-theory", help="HET theory phase figure and table")
     s.add_argument("boundaries", nargs="+", type=Path)
-    s.add_argument("--table", required=True)
-    s.add_argument("--markdown", required=True)
-    s.add_argument("--pdf", required=True)
-    s.add_argument("--png", required=True)
+    _report_outputs(s)
     s.set_defaults(func=cmd_report_het_theory)
     return p
 
