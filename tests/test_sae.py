@@ -94,10 +94,16 @@ def test_lr_schedule():
     assert TrainConfig().lr_factor(70, 100) == 1.0
 
 
-def test_killed_run_resumes_to_identical_weights(tmp_path):
+@pytest.mark.parametrize("spec, cfg", [
+    (dict(latents=512, arrangement="shared", params={"k": 8}), dict(batch_size=64, epochs=15)),
+    # random shared masks (their generator state is checkpointed) and AuxK clocks
+    (dict(architecture="relu", latents=512, arrangement="specific", params={"l1": 0.01},
+          aux={"group_sparse": {"weight": 0.05, "mask_p": 0.2}}),
+     dict(batch_size=64, epochs=15, auxk_coeff=1 / 32, auxk_k=16, dead_after=640)),
+], ids=["topk", "relu-group-sparse-auxk"])
+def test_killed_run_resumes_to_identical_weights(tmp_path, spec, cfg):
     store = _store(tmp_path / "data", n=4000, d=32)
-    spec = dict(latents=512, arrangement="shared", params={"k": 8})
-    cfg = dict(batch_size=64, epochs=15, checkpoint_every=20, log_every=10)
+    cfg = dict(cfg, checkpoint_every=20, log_every=10)
     reference = train_paired_sae(SAESpec(**spec), store, TrainConfig(**cfg), tmp_path / "ref", seed=7, progress=False)
 
     run = tmp_path / "killed"
