@@ -96,3 +96,18 @@ def test_killed_writer_leaves_only_whole_shards(tmp_path):
     assert shards and MANIFEST not in os.listdir(tmp_path)
     for name in shards:
         assert pq.read_table(tmp_path / name).num_rows == 40000
+
+
+def test_write_frame_by_suffix(tmp_path):
+    import pandas as pd
+
+    from vlsae.atomic import write_frame
+
+    frame = pd.DataFrame({"metric": ["a", "b"], "value": [0.5, 1.5]})
+    write_frame(tmp_path / "t.parquet", frame)
+    write_frame(tmp_path / "t.csv", frame)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), frame)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "t.csv"), frame)
+    with pytest.raises(ValueError, match="parquet or .csv"):
+        write_frame(tmp_path / "t.json", frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.parquet"]

@@ -39,6 +39,17 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def write_frame(path: str | os.PathLike, frame) -> None:
+    """Atomically write a pandas ``frame`` without its index, as Parquet or CSV by the path's suffix."""
+    with atomic_path(path) as tmp:
+        if tmp.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif tmp.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            raise ValueError(f"{path}: write_frame writes .parquet or .csv files")
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Atomically write a text file."""
     with atomic_path(path) as tmp:

@@ -25,6 +25,13 @@ def _json(text: str) -> dict:
     return value
 
 
+def _read_tidy(paths):
+    """The tidy Parquet files of a report, as one frame."""
+    import pandas as pd
+
+    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+
+
 def cmd_synth_het(a: argparse.Namespace) -> None:
     from .strict import from_dict
     from .synth.het import HetDGP, write_het_dataset
@@ -64,7 +71,7 @@ def cmd_eval_het(a: argparse.Namespace) -> None:
     import pandas as pd
 
     from .align import Alignment
-    from .atomic import atomic_path
+    from .atomic import write_frame
     from .metrics.synthetic import evaluate_het
     from .sae import load_paired_sae
     from .store import EmbeddingStore
@@ -81,28 +88,23 @@ def cmd_eval_het(a: argparse.Namespace) -> None:
     rows = [{"method": method, "alpha": gt.alpha, "seed": a.seed, "sae_id": spec.slug, "aux_weights": aux_weights,
              "metric": k, "value": v}
             for method, metrics in results.items() for k, v in metrics.items()]
-    with atomic_path(a.out) as tmp:
-        pd.DataFrame(rows).to_parquet(tmp, index=False)
+    write_frame(a.out, pd.DataFrame(rows))
     for row in rows:
         log.info("%-32s %-24s %.4f", row["method"], row["metric"], row["value"])
 
 
 def cmd_report_het_fig6(a: argparse.Namespace) -> None:
-    import pandas as pd
-
     from .report.het_fig6 import plot, wide_table, write_table
 
-    table = wide_table(pd.concat([pd.read_parquet(p) for p in a.metrics], ignore_index=True), a.defaults)
+    table = wide_table(_read_tidy(a.metrics), a.defaults)
     write_table(table, a.table, a.markdown)
     plot(table, a.pdf, a.png)
 
 
 def cmd_report_het_fig5(a: argparse.Namespace) -> None:
-    import pandas as pd
-
     from .report.het_fig5 import plot, wide_table, write_table
 
-    table = wide_table(pd.concat([pd.read_parquet(p) for p in a.metrics], ignore_index=True))
+    table = wide_table(_read_tidy(a.metrics))
     write_table(table, a.table, a.markdown)
     plot(table, a.pdf, a.png)
 
@@ -110,23 +112,20 @@ def cmd_report_het_fig5(a: argparse.Namespace) -> None:
 def cmd_theory_phases(a: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .atomic import atomic_path
+    from .atomic import write_frame
     from .theory import phase_boundaries
 
     rows = phase_boundaries(a.rho)
-    with atomic_path(a.out) as tmp:
-        pd.DataFrame(rows).to_parquet(tmp, index=False)
+    write_frame(a.out, pd.DataFrame(rows))
     for row in rows:
         log.info("%-13s %-17s lambda %.4f (closed form %.4f, %.2f%%)", row["loss"], row["boundary"],
                  row["lambda_found"], row["lambda_closed_form"], 100 * row["relative_error"])
 
 
 def cmd_report_het_theory(a: argparse.Namespace) -> None:
-    import pandas as pd
-
     from .report.het_theory import plot, write_table
 
-    table = pd.concat([pd.read_parquet(p) for p in a.boundaries], ignore_index=True)
+    table = _read_tidy(a.boundaries)
     write_table(table, a.table, a.markdown)
     plot(table, a.pdf, a.png)
 

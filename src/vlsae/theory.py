@@ -5,7 +5,7 @@ Exp(1) (deterministic quantiles); one concept active per sample (the sparse limi
 with tied weights, unit-norm columns and code ``sigma(W^T x)`` on the column it selects. The
 propositions' closed forms (zero reconstruction when phi and psi own separate columns, amplitude
 ``w . phi`` on a shared column) are exactly those of a TopK activation with k = 1 on a tied
-dictionary, which is what :func:`minimise` optimises, with the library's own loss functions.
+dictionary, which is what :meth:`Toy.minimise` optimises, with the library's own loss functions.
 
 Phases of the global minimiser ``W`` (``d x m``):
 
@@ -77,12 +77,14 @@ class Toy:
     loss: IsoEnergy | GroupSparse
     z: torch.Tensor
 
+    def __post_init__(self):
+        self.top1 = TopKSAE(D, 2 * self.phi.shape[0], k=1)  # only its activation is used
+
     def objective(self, W: torch.Tensor, lam: float) -> torch.Tensor:
         """Mean over dictionaries ``W`` (``P x d x m``) of ``L_rec(Phi) + L_rec(Psi) + lam * loss``."""
-        top1 = TopKSAE(D, W.shape[2], k=1)
         x = (self.z[:, None, None] * self.phi).flatten(0, 1)
         y = (self.z[:, None, None] * self.psi).flatten(0, 1)
-        u, v = top1.activate((x @ W).flatten(0, 1)), top1.activate((y @ W).flatten(0, 1))
+        u, v = self.top1.activate((x @ W).flatten(0, 1)), self.top1.activate((y @ W).flatten(0, 1))
 
         def decode(code):
             return (code.dense().view(W.shape[0], -1, W.shape[2]) @ W.transpose(1, 2)).flatten(0, 1)
@@ -111,8 +113,7 @@ class Toy:
     def phase(self, w: torch.Tensor) -> str:
         """``separate``, ``shared``, ``dead`` or ``other`` for a single concept (n = 1)."""
         phi, psi = self.phi[0], self.psi[0]
-        top1 = TopKSAE(D, w.shape[1], k=1)
-        u, v = top1.activate((phi @ w)[None]), top1.activate((psi @ w)[None])
+        u, v = self.top1.activate((phi @ w)[None]), self.top1.activate((psi @ w)[None])
         if u.values.max() < 1e-3 and v.values.max() < 1e-3:
             return "dead"
         col_u, col_v = w[:, u.indices[0, 0]], w[:, v.indices[0, 0]]

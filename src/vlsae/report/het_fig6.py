@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..atomic import atomic_path, write_text  # noqa: E402
+from ..atomic import write_frame, write_text  # noqa: E402
 from ..metrics.synthetic import METRICS  # noqa: E402
 from . import save_figure  # noqa: E402
 from .het_fig5 import TITLES  # noqa: E402
@@ -56,8 +56,7 @@ def claims(table: pd.DataFrame) -> list[str]:
 
 
 def write_table(table: pd.DataFrame, csv_path: str, md_path: str) -> None:
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False)
+    write_frame(csv_path, table)
     summary = table.groupby(["method", "multiplier"], dropna=False, sort=False)[list(METRICS)].agg(["mean", "std"])
     summary.columns = [f"{m} ({s})" for m, s in summary.columns]
     write_text(md_path, "# HET Fig. 6: auxiliary-loss weight sweep (mean and std over seeds)\n\n"

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..atomic import atomic_path, write_text  # noqa: E402
+from ..atomic import write_frame, write_text  # noqa: E402
 from . import save_figure  # noqa: E402
 from ..theory import exp_quantiles, group_sparse_thresholds, iso_threshold, lambda_dag  # noqa: E402
 
@@ -24,8 +24,7 @@ PHASE_COLORS = {"separate": "#dbe9f6", "shared": "#fde0c5", "dead": "#e0e0e0"}
 
 def write_table(table: pd.DataFrame, csv_path: str, md_path: str) -> None:
     table = table.sort_values(["loss", "boundary", "rho"]).reset_index(drop=True)
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False)
+    write_frame(csv_path, table)
     worst = table["relative_error"].max()
     write_text(md_path, "# HET theory: phase boundaries, numerical vs closed form (Props. 3 and 4)\n\n"
                f"Largest relative error: {worst:.2%}.\n\n" + table.to_markdown(index=False, floatfmt=".4f") + "\n")

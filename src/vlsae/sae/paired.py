@@ -17,7 +17,7 @@ from ..atomic import atomic_path, write_json
 from ..strict import from_dict
 from .base import SparseAutoencoder
 from .losses import aux_slug, build_aux_losses
-from .registry import ARCHITECTURES, build_sae
+from .registry import build_sae, check_architecture
 
 ARRANGEMENTS = ("shared", "specific")
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -36,8 +36,7 @@ class SAESpec:
     aux: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown SAE architecture {self.architecture!r}; choose from {sorted(ARCHITECTURES)}")
+        check_architecture(self.architecture)
         build_aux_losses(self.aux)
         if self.arrangement not in ARRANGEMENTS:
             raise ValueError(f"arrangement must be one of {ARRANGEMENTS}, got {self.arrangement!r}")
@@ -68,9 +67,13 @@ class PairedSAE(nn.Module):
             {n: build_sae(spec.architecture, d, m, spec.unit_norm_decoder, **spec.params) for n in names}
         )
 
+    def component_of(self, modality: str) -> str:
+        """Name of the SAE that encodes ``modality``: ``shared``, or the modality itself."""
+        return "shared" if self.spec.arrangement == "shared" else modality
+
     def side(self, modality: str) -> SparseAutoencoder:
         """The SAE that encodes ``modality`` (``image`` or ``text``)."""
-        return self.saes["shared"] if self.spec.arrangement == "shared" else self.saes[modality]
+        return self.saes[self.component_of(modality)]
 
     def components(self) -> list[SparseAutoencoder]:
         """The distinct SAEs (one if shared, two if modality-specific)."""

@@ -18,10 +18,15 @@ ARCHITECTURES: dict[str, type[SparseAutoencoder]] = {
 }
 
 
+def check_architecture(name: str) -> None:
+    """Fail with the known names when ``name`` is not a registered architecture."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown SAE architecture {name!r}; choose from {sorted(ARCHITECTURES)}")
+
+
 def build_sae(architecture: str, d: int, m: int, unit_norm_decoder: bool = True, **params) -> SparseAutoencoder:
     """Instantiate ``architecture`` with ``d`` inputs, ``m`` latents and its own ``params``."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown SAE architecture {architecture!r}; choose from {sorted(ARCHITECTURES)}")
+    check_architecture(architecture)
     try:
         return ARCHITECTURES[architecture](d, m, unit_norm_decoder=unit_norm_decoder, **params)
     except TypeError as e:

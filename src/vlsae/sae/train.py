@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_frame
 from ..device import resolve_device
 from ..store import EmbeddingStore
 from ..strict import from_dict
@@ -148,8 +148,8 @@ class _Run:
             for name, loss in self.aux.items():
                 terms[name] = loss.weight * loss(outs["image"][1], outs["text"][1])
             if cfg.auxk_coeff > 0:
-                for s, name in zip(SIDES, self._component_names()):
-                    dead = self.idle[name] >= cfg.dead_after
+                for s in SIDES:
+                    dead = self.idle[model.component_of(s)] >= cfg.dead_after
                     if dead.any():
                         terms[f"auxk_{s}"] = cfg.auxk_coeff * auxk_loss(model.side(s), inputs[s], outs[s][0], dead,
                                                                         cfg.auxk_k)
@@ -176,21 +176,17 @@ class _Run:
                             "scheduler": self.sched.state_dict(), "rng": self.rng.get_state(),
                             "step": self.step, "log": self.rows}, tmp)
 
-    def _component_names(self) -> tuple[str, str]:
-        return ("shared", "shared") if "shared" in self.model.saes else SIDES
-
     @torch.no_grad()
     def _tick_idle(self, codes: dict[str, Code], batch: int) -> None:
         for name in self.idle:
             self.idle[name] += batch
-        for s, name in zip(SIDES, self._component_names()):
-            self.idle[name][codes[s].fired()] = 0
+        for s in SIDES:
+            self.idle[self.model.component_of(s)][codes[s].fired()] = 0
 
     def finish(self, extra: dict) -> PairedSAE:
         self.model = self.model.cpu().eval()
         self.model.save(self.out_dir, {"training": asdict(self.cfg), **extra})
-        with atomic_path(self.out_dir / LOG) as tmp:
-            pd.DataFrame(self.rows).to_csv(tmp, index=False)
+        write_frame(self.out_dir / LOG, pd.DataFrame(self.rows))
         return self.model
 
 
@@ -264,7 +260,7 @@ class _Window:
         for k, v in vals.items():
             self.sums[k] = self.sums.get(k, 0.0) + float(v.detach())
         for s, c in codes.items():
-            name = "shared" if "shared" in self.fired else s
+            name = self.model.component_of(s)
             hit = c.fired()
             self.fired[name] = hit if self.fired[name] is None else self.fired[name] | hit
 
