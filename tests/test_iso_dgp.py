@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from vlsae.synth.iso import IsoDGP, make_dictionaries, sample_pairs, solve_beta
+from vlsae.store import EmbeddingStore
+from vlsae.synth.iso import IsoDGP, IsoGroundTruth, make_dictionaries, sample_pairs, solve_beta, write_iso_dataset
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +70,33 @@ def test_bad_parameters_are_named():
         IsoDGP(k=1, L=6)
     with pytest.raises(ValueError, match="tau2"):
         IsoDGP(tau2=1.2)
+
+
+def test_identifiable_truths_reproduce_the_data(drawn):
+    dgp, D, s = drawn
+    assert D.truth("bimodal").shape == (6 * dgp.k, dgp.d) and D.truth("unimodal").shape == (10 * dgp.k, dgp.d)
+    exact = IsoDGP(**{**dgp.__dict__, "tau1": 1.0})  # no companions at all: [I, T, B] is then exact
+    D1 = make_dictionaries(exact, np.random.default_rng(3))
+    s1 = sample_pairs(exact, D1, 200, np.random.default_rng(4))
+    for side, emb in (("image", s1.x), ("text", s1.y)):
+        z = s1.truth_codes("bimodal", side, exact.k, exact.tau1)
+        np.testing.assert_allclose(z @ D1.truth("bimodal"), emb, atol=1e-10)
+        assert ((z != 0).sum(1) == exact.L).all()  # one unimodal + L - 1 bimodal atoms
+    with pytest.raises(ValueError, match="unknown ground truth 'd3'"):
+        D.truth("d3")
+
+
+def test_dataset_files_round_trip(tmp_path):
+    dgp = IsoDGP(d=32, k=4, L=3, tau1=0.999, tau2=0.4)
+    gt = write_iso_dataset(dgp, tmp_path, n_train=300, n_eval=150, seed=1, shard_pairs=100, chunk=64)
+    again = IsoGroundTruth.load(tmp_path / "ground_truth.npz")
+    assert again.dgp == dgp
+    np.testing.assert_array_equal(again.codes("bimodal"), gt.codes("bimodal"))
+    stored = EmbeddingStore(tmp_path / "eval")
+    batch = next(stored.iter_batches(150))
+    assert len(EmbeddingStore(tmp_path / "train")) == 300 and stored.metadata["tau1"] == 0.999
+    # the stored eval embeddings are the ones whose codes were kept: C D = [x; y]
+    np.testing.assert_allclose(again.codes("bimodal") @ again.dicts.truth("bimodal"),
+                               np.concatenate([batch.image, batch.text]), atol=2e-3)  # companions: 1e-3 beta
+    np.testing.assert_allclose(again.codes("unimodal") @ again.dicts.truth("unimodal"),
+                               np.concatenate([batch.image, batch.text]), atol=1e-6)

@@ -127,6 +127,16 @@ def test_mp_gram_cache_follows_weight_updates():
     torch.testing.assert_close(sae.gram(), 4 * g1)
 
 
+def test_mp_has_no_pre_bias_unless_asked():
+    x = torch.randn(32, 8) + 3.0  # far from the origin: a pre-bias would move
+    for pre_bias in (False, True):
+        sae = MatchingPursuitSAE(8, 16, k=2, pre_bias=pre_bias)
+        opt = torch.optim.Adam(sae.parameters(), lr=0.1)
+        (x - sae(x)[0]).pow(2).sum().backward()
+        opt.step()
+        assert bool(sae.b_dec.abs().sum() > 0) == pre_bias  # Alg. 1: r_0 = x by default
+
+
 def test_batchtopk_budget_per_batch_and_threshold_at_inference():
     sae = _sae("batchtopk", m=128).train()
     x = torch.randn(64, 16)

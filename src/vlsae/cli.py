@@ -25,6 +25,13 @@ def _json(text: str) -> dict:
     return value
 
 
+def _named_path(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, Path(path)
+
+
 def _read_tidy(paths):
     """The tidy Parquet files of a report, as one frame."""
     import pandas as pd
@@ -38,6 +45,15 @@ def cmd_synth_het(a: argparse.Namespace) -> None:
 
     dgp = from_dict(HetDGP, a.dgp, "DGP")
     write_het_dataset(dgp, a.out, a.n_train, a.n_eval, a.seed, a.shard_pairs,
+                      progress=lambda split, done, total: log.info("%s: %d/%d pairs", split, done, total))
+
+
+def cmd_synth_iso(a: argparse.Namespace) -> None:
+    from .strict import from_dict
+    from .synth.iso import IsoDGP, write_iso_dataset
+
+    dgp = from_dict(IsoDGP, a.dgp, "DGP")
+    write_iso_dataset(dgp, a.out, a.n_train, a.n_eval, a.seed, a.shard_pairs,
                       progress=lambda split, done, total: log.info("%s: %d/%d pairs", split, done, total))
 
 
@@ -93,6 +109,46 @@ def cmd_eval_het(a: argparse.Namespace) -> None:
         log.info("%-32s %-24s %.4f", row["method"], row["metric"], row["value"])
 
 
+def cmd_eval_iso(a: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .atomic import write_frame
+    from .metrics.dictionary import evaluate_recovery
+    from .sae import load_paired_sae
+    from .store import EmbeddingStore
+    from .synth.iso import IsoGroundTruth
+
+    gt = IsoGroundTruth.load(a.ground_truth)
+    rows = []
+    for path in a.model:
+        model = load_paired_sae(path)
+        metrics = evaluate_recovery(model, EmbeddingStore(a.data), gt.dicts.truth(a.truth), gt.codes(a.truth))
+        name = "SAE-A" if "iso_energy" in model.spec.aux else "SAE"
+        rows += [{"experiment": a.experiment, "tau1": gt.dgp.tau1, "truth": a.truth, "model": name, "seed": a.seed,
+                  "sae_id": model.spec.slug, "metric": k, "value": v} for k, v in metrics.items()]
+    write_frame(a.out, pd.DataFrame(rows))
+    for row in rows:
+        log.info("%s %-6s %-4s %.4f", row["experiment"], row["model"], row["metric"], row["value"])
+
+
+def cmd_report_iso_table5(a: argparse.Namespace) -> None:
+    from .report.iso_toy import table5, write_table5
+
+    write_table5(table5(_read_tidy(a.metrics)), a.table, a.markdown)
+
+
+def cmd_report_iso_fig9(a: argparse.Namespace) -> None:
+    from .report.iso_toy import cosine_table, pair_cosines, plot_cosines, write_cosine_table
+    from .store import EmbeddingStore
+
+    stores = {name: EmbeddingStore(path) for name, path in a.data}
+    cosines = {name: pair_cosines(store, a.pairs) for name, store in stores.items()}
+    titles = {name: f"toy DGP, {name} (tau1 = {store.metadata['tau1']:g}, tau2 = {store.metadata['tau2']:g})"
+              for name, store in stores.items()}
+    write_cosine_table(cosine_table(cosines), a.table, a.markdown)
+    plot_cosines(cosines, titles, a.pdf, a.png)
+
+
 def cmd_report_het_fig6(a: argparse.Namespace) -> None:
     from .report.het_fig6 import plot, wide_table, write_table
 
@@ -137,6 +193,8 @@ def _report_outputs(s: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .synth.iso import TRUTHS
+
     p = argparse.ArgumentParser(prog="vlsae", description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -149,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--shard-pairs", type=int, default=65_536)
     s.set_defaults(func=cmd_synth_het)
+
+    s = sub.add_parser("synth-iso", help="write an ISO toy dataset (ISO App. C.1) to the store")
+    s.add_argument("--out", required=True, type=Path, help="dataset folder (train/, eval/, ground_truth.npz)")
+    s.add_argument("--dgp", type=_json, default={}, help="IsoDGP fields as JSON, e.g. '{\"tau1\": 0.999, \"tau2\": 0.4}'")
+    s.add_argument("--n-train", type=int, default=50_000)
+    s.add_argument("--n-eval", type=int, default=5_000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--shard-pairs", type=int, default=65_536)
+    s.set_defaults(func=cmd_synth_iso)
 
     s = sub.add_parser("train", help="train SAEs (shared or modality-specific pairs); several share one data pass")
     s.add_argument("--data", required=True, type=Path, help="training store (folder or manifest.json)")
@@ -176,6 +243,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
     s.set_defaults(func=cmd_eval_het)
+
+    s = sub.add_parser("eval-iso", help="ISO Table 5 metrics (W, mma, R2, L0) of shared SAEs on the toy DGP")
+    s.add_argument("--model", required=True, type=Path, action="append", help="trained run folder; repeatable")
+    s.add_argument("--data", required=True, type=Path, help="evaluation store")
+    s.add_argument("--ground-truth", required=True, type=Path)
+    s.add_argument("--truth", required=True, choices=TRUTHS, help="which ground truth to score against")
+    s.add_argument("--experiment", required=True, help="experiment name written to the rows (e.g. exp1)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
+    s.set_defaults(func=cmd_eval_iso)
+
+    s = sub.add_parser("report-iso-table5", help="ISO Table 5 (csv + markdown with the paper's values)")
+    s.add_argument("metrics", nargs="+", type=Path)
+    s.add_argument("--table", required=True, help="csv table to write")
+    s.add_argument("--markdown", required=True, help="markdown summary to write")
+    s.set_defaults(func=cmd_report_iso_table5)
+
+    s = sub.add_parser("report-iso-fig9", help="ISO Fig. 9 cosine histograms of the toy DGP")
+    s.add_argument("--data", required=True, type=_named_path, action="append",
+                   help="NAME=STORE: an evaluation store per panel, e.g. exp1=results/.../eval; repeatable")
+    s.add_argument("--pairs", type=int, default=5000, help="pairs of each type to draw")
+    _report_outputs(s)
+    s.set_defaults(func=cmd_report_iso_fig9)
 
     s = sub.add_parser("report-het-fig5", help="HET Fig. 5 table and figure from tidy metrics")
     s.add_argument("metrics", nargs="+", type=Path)

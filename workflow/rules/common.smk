@@ -1,5 +1,6 @@
 # Config validation and target enumeration. No science lives here.
 import json
+import os
 import re
 from dataclasses import asdict
 
@@ -16,6 +17,7 @@ FIG5 = config["het_fig5"]
 THEORY = config["het_theory"]
 
 FIG6 = config["het_fig6"]
+ISO = config["iso_toy"]
 
 # SAE specs addressable by their slug (the {sae_id} wildcard).
 REFERENCE_SPECS = [SAESpec(**{**HET["sae"], "arrangement": arr}) for arr in ("shared", "specific")]
@@ -27,12 +29,17 @@ FIG6_SPECS = [
 ]
 SAE_SPECS = {spec.slug: spec for spec in REFERENCE_SPECS + FIG6_SPECS}
 
+# ISO Table 5: an MP-SAE and SAE-A with the toy DGP's atom count (10k) and sparsity (L).
+ISO_MP = SAESpec(architecture="mp", latents=10 * ISO["dgp"]["k"], params={"k": ISO["dgp"]["L"]})
+ISO_MODELS = {"sae": ISO_MP, "sae_a": SAESpec(**{**asdict(ISO_MP), "aux": {"iso_energy": ISO["alignment"]}})}
+
 
 wildcard_constraints:
     alpha=r"[0-9.]+",
     rho=r"0\.[0-9]+",
     seed=r"\d+",
     sae_id="|".join(map(re.escape, SAE_SPECS)),
+    experiment="|".join(ISO["experiments"]),
 
 
 def sae_json(wildcards):
@@ -41,6 +48,16 @@ def sae_json(wildcards):
 
 def het_dgp_json(wildcards):
     return json.dumps({**HET["dgp"], "alpha": float(wildcards.alpha)})
+
+
+def iso_dgp_json(wildcards):
+    return json.dumps({**ISO["dgp"], "tau1": ISO["experiments"][wildcards.experiment]["tau1"]})
+
+
+def iso_train_args(wildcards, output):
+    """One ``--sae SPEC --out FOLDER`` per model: SAE and SAE-A train in one pass over the data."""
+    return " ".join(f"--sae '{json.dumps(asdict(ISO_MODELS[name]))}' --out {os.path.dirname(weights)}"
+                    for name, weights in zip(ISO_MODELS, output.weights))
 
 
 def alignment_if_specific(wildcards):
@@ -62,6 +79,16 @@ def fig6_metric_files():
     return het_metric_files([FIG6["alpha"]], REFERENCE_SPECS + FIG6_SPECS, FIG6["seeds"])
 
 
+def iso_metric_files():
+    return expand(rules.evaluate_iso_toy.output[0], experiment=ISO["experiments"], seed=ISO["seeds"])
+
+
+def iso_fig9_stores():
+    """Evaluation store of the first seed of each experiment, one histogram panel each."""
+    return {name: expand(rules.synth_iso.output.eval, experiment=name, seed=ISO["seeds"][0])[0]
+            for name in ISO["experiments"]}
+
+
 def theory_boundary_files():
     return expand(rules.theory_phases.output[0], rho=THEORY["rhos"])
 
@@ -74,6 +101,9 @@ def all_targets():
     if FIG6["enabled"]:
         targets += expand(f"{RESULTS}/tables/het_fig6_lambda_sweep.{{ext}}", ext=("csv", "md"))
         targets += expand(f"{RESULTS}/figures/het_fig6_lambda_sweep.{{ext}}", ext=("pdf", "png"))
+    if ISO["enabled"]:
+        targets += expand(f"{RESULTS}/tables/iso_table5_toy_dgp.{{ext}}", ext=("csv", "md"))
+        targets += expand(f"{RESULTS}/figures/iso_fig9_toy_cosines.{{ext}}", ext=("pdf", "png"))
     if FIG5["enabled"]:
         targets += expand(f"{RESULTS}/tables/het_fig5_alpha_sweep.{{ext}}", ext=("csv", "md"))
         targets += expand(f"{RESULTS}/figures/het_fig5_alpha_sweep.{{ext}}", ext=("pdf", "png"))

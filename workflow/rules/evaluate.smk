@@ -43,3 +43,29 @@ rule theory_phases:
         runtime=20,
     shell:
         "vlsae --threads {threads} theory-phases --rho {wildcards.rho} --out {output} > {log} 2>&1"
+
+
+rule evaluate_iso_toy:
+    input:
+        weights=rules.train_iso_toy.output.weights,
+        data=rules.synth_iso.output.eval,
+        ground_truth=rules.synth_iso.output.ground_truth,
+    output:
+        f"{RESULTS}/metrics/iso_toy/iso-{{experiment}}/seed{{seed}}.parquet",
+    params:
+        models=lambda wildcards, input: " ".join(f"--model {os.path.dirname(w)}" for w in input.weights),
+        truth=lambda wildcards: ISO["experiments"][wildcards.experiment]["truth"],
+    log:
+        f"{RESULTS}/logs/evaluate/iso-{{experiment}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/iso-{{experiment}}-seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    shell:
+        "vlsae --threads {threads} eval-iso {params.models} --data {input.data}"
+        " --ground-truth {input.ground_truth} --truth {params.truth} --experiment {wildcards.experiment}"
+        " --seed {wildcards.seed} --out {output} > {log} 2>&1"

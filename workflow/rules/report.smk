@@ -70,3 +70,49 @@ rule report_het_fig6:
     shell:
         "vlsae report-het-fig6 {input} --defaults '{params.defaults}' --table {output.table}"
         " --markdown {output.markdown} --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+
+
+rule report_iso_table5:
+    input:
+        iso_metric_files(),
+    output:
+        table=report(f"{RESULTS}/tables/iso_table5_toy_dgp.csv", caption="../report/iso_table5.rst", category="ISO toy DGP"),
+        markdown=f"{RESULTS}/tables/iso_table5_toy_dgp.md",
+    log:
+        f"{RESULTS}/logs/report/iso_table5_toy_dgp.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/iso_table5_toy_dgp.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae report-iso-table5 {input} --table {output.table} --markdown {output.markdown} > {log} 2>&1"
+
+
+rule report_iso_fig9:
+    input:
+        **iso_fig9_stores(),
+    output:
+        table=f"{RESULTS}/tables/iso_fig9_toy_cosines.csv",
+        markdown=f"{RESULTS}/tables/iso_fig9_toy_cosines.md",
+        pdf=f"{RESULTS}/figures/iso_fig9_toy_cosines.pdf",
+        png=report(f"{RESULTS}/figures/iso_fig9_toy_cosines.png", caption="../report/iso_fig9.rst", category="ISO toy DGP"),
+    params:
+        data=lambda wildcards, input: " ".join(f"--data {name}={os.path.dirname(path)}" for name, path in input.items()),
+        pairs=ISO["fig9_pairs"],
+    log:
+        f"{RESULTS}/logs/report/iso_fig9_toy_cosines.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/iso_fig9_toy_cosines.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae report-iso-fig9 {params.data} --pairs {params.pairs} --table {output.table}"
+        " --markdown {output.markdown} --pdf {output.pdf} --png {output.png} > {log} 2>&1"

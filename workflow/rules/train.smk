@@ -25,3 +25,27 @@ rule train_sae_synthetic:
     shell:
         "vlsae --threads {threads} train --data {input.data} --out {params.folder}"
         " --sae '{params.sae}' --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"
+
+
+rule train_iso_toy:
+    input:
+        data=rules.synth_iso.output.train,
+    output:
+        weights=expand(f"{RESULTS}/saes/synthetic/iso-{{{{experiment}}}}/{{model}}/seed{{{{seed}}}}/model.safetensors",
+                       model=ISO_MODELS),
+    params:
+        runs=iso_train_args,
+        training=json.dumps(ISO["training"]),
+    log:
+        f"{RESULTS}/logs/train/iso-{{experiment}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/iso-{{experiment}}-seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "vlsae --threads {threads} train --data {input.data} {params.runs}"
+        " --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"

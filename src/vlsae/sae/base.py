@@ -49,7 +49,12 @@ class Code:
 
 
 class SparseAutoencoder(nn.Module):
-    """Dictionary and pre-bias; subclasses define :meth:`encode` and :meth:`aux_scores`."""
+    """Dictionary and pre-bias; subclasses define :meth:`encode` and :meth:`aux_scores`.
+
+    ``signed_codes``: codes may be negative, so atom ``-w`` is atom ``w`` (Matching Pursuit).
+    """
+
+    signed_codes = False
 
     def __init__(self, d: int, m: int, unit_norm_decoder: bool = True):
         super().__init__()

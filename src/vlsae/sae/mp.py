@@ -1,6 +1,6 @@
 """Matching Pursuit SAE (ISO Alg. 1): ``k`` greedy steps over unit-norm atoms.
 
-With ``r_0 = x - b_dec``, each step picks ``i = argmax_j |w_j . r|``, sets ``z_i = w_i . r`` and
+With ``r_0 = x`` (Alg. 1; ``r_0 = x - b_dec`` with a learned pre-bias when ``pre_bias``), each step picks ``i = argmax_j |w_j . r|``, sets ``z_i = w_i . r`` and
 ``r <- r - z_i w_i``; ``x_hat = sum z_i w_i + b_dec``. Because ``z_i`` is the full correlation of a
 unit atom, ``||r||^2`` drops by ``z_i^2`` at every step: the residual never grows.
 
@@ -21,12 +21,15 @@ from .topk import check_k
 
 
 class MatchingPursuitSAE(SparseAutoencoder):
-    def __init__(self, d: int, m: int, k: int, unit_norm_decoder: bool = True):
+    signed_codes = True
+
+    def __init__(self, d: int, m: int, k: int, unit_norm_decoder: bool = True, pre_bias: bool = False):
         if not unit_norm_decoder:
             raise ValueError("Matching Pursuit needs unit-norm atoms (unit_norm_decoder: true)")
         super().__init__(d, m, unit_norm_decoder)
         check_k(k, m)
         self.k = k
+        self.b_dec.requires_grad_(pre_bias)  # frozen at 0 unless asked for: Alg. 1 has no bias
         self._gram_cache: tuple[tuple, torch.Tensor] | None = None
 
     @property

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
-from ..store import StoreWriter
+from . import write_splits
 
 SHARED, IMAGE_ONLY, TEXT_ONLY = 0, 1, 2
 CONCEPT_TYPES = {SHARED: "shared", IMAGE_ONLY: "image_only", TEXT_ONLY: "text_only"}
@@ -169,22 +169,12 @@ def write_het_dataset(
     Samples are generated ``chunk`` pairs at a time, so memory does not grow with ``n_train``.
     Features, train and eval draw from independent streams of ``seed``.
     """
-    out_dir = Path(out_dir)
     gt = sample_features(dgp, seed)
-    meta = {"source": "synthetic/het", "seed": seed, **asdict(dgp)}
-    offset = 0
-    for stream, (split, n_split) in enumerate((("train", n_train), ("eval", n_eval)), start=1):
-        rng = np.random.default_rng([seed, stream])
-        with StoreWriter(out_dir / split, dgp.d, shard_pairs, {**meta, "split": split}) as writer:
-            for start in range(0, n_split, chunk):
-                size = min(chunk, n_split - start)
-                z = sample_codes(size, dgp.n, dgp.sparsity, dgp.exp_rate, rng)
-                x, y = embed_pairs(z, gt, dgp, rng)
-                ids = np.arange(offset + start, offset + start + size)
-                src = [f"het:{split}:{i}" for i in ids]
-                writer.add(ids, x, y, src, src)
-                if progress is not None:
-                    progress(split, start + size, n_split)
-        offset += n_split
-    gt.save(out_dir / "ground_truth.npz")
+
+    def draw(split, size, rng):
+        return embed_pairs(sample_codes(size, dgp.n, dgp.sparsity, dgp.exp_rate, rng), gt, dgp, rng)
+
+    write_splits(out_dir, dgp.d, {"train": n_train, "eval": n_eval}, draw, seed, {"source": "het", **asdict(dgp)},
+                 shard_pairs, chunk, progress)
+    gt.save(Path(out_dir) / "ground_truth.npz")
     return gt
