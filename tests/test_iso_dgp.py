@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vlsae.store import EmbeddingStore
-from vlsae.synth.iso import IsoDGP, IsoGroundTruth, make_dictionaries, sample_pairs, solve_beta, write_iso_dataset
+from vlsae.synth.iso import IsoDGP, IsoGroundTruth, iso_dictionary_size, make_dictionaries, sample_pairs, solve_beta, write_iso_dataset
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,8 @@ def test_bad_parameters_are_named():
 def test_identifiable_truths_reproduce_the_data(drawn):
     dgp, D, s = drawn
     assert D.truth("bimodal").shape == (6 * dgp.k, dgp.d) and D.truth("unimodal").shape == (10 * dgp.k, dgp.d)
+    # Table 5's SAEs get as many atoms as the full dictionary behind each truth: D1 (14k), D2 (10k)
+    assert iso_dictionary_size("bimodal", dgp.k) == len(D.d1) and iso_dictionary_size("unimodal", dgp.k) == len(D.d2)
     exact = IsoDGP(**{**dgp.__dict__, "tau1": 1.0})  # no companions at all: [I, T, B] is then exact
     D1 = make_dictionaries(exact, np.random.default_rng(3))
     s1 = sample_pairs(exact, D1, 200, np.random.default_rng(4))

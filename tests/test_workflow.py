@@ -53,6 +53,15 @@ def test_tiny_config_end_to_end(repo, tmp_path):
                                    "shared + iso_energy", "shared + group_sparse"}
     assert set(fig6["multiplier"].dropna()) == {1.0} and set(fig6["loss"].dropna()) == {"iso_energy", "group_sparse"}
     assert "post-hoc feature_recovery_error" in (results / "tables/het_fig6_lambda_sweep.md").read_text()
+    table5 = pd.read_csv(results / "tables/iso_table5_toy_dgp.csv")
+    assert set(zip(table5["experiment"], table5["model"])) == {(e, m) for e in ("exp1", "exp2") for m in ("SAE", "SAE-A")}
+    assert table5[["W_mean", "mma_mean", "r2_mean"]].notna().all().all() and (table5["l0_mean"] <= 3).all()
+    assert set(table5.loc[table5["experiment"] == "exp2", "truth"]) == {"bimodal"}
+    assert "W_paper" in (results / "tables/iso_table5_toy_dgp.md").read_text()
+    assert '"latents": 56' in (results / "saes/synthetic/iso-exp2/sae/seed0/config.json").read_text()  # 14k, k = 4
+    cosines = pd.read_csv(results / "tables/iso_fig9_toy_cosines.csv").set_index(["experiment", "pairs"])
+    assert cosines.loc[("exp1", "IT (aligned)"), "mean"] == pytest.approx(0.4, abs=1e-5)  # tau2, by construction
+    assert (results / "figures/iso_fig9_toy_cosines.png").stat().st_size > 1000
     # nothing left to do afterwards
     assert "Nothing to be done" in snakemake(repo, results, "-n")
 
@@ -61,6 +70,8 @@ def test_paper_config_plans(repo):
     plan = snakemake(repo, "/nonexistent-results", "-n", configfile="config/paper.yaml")
     assert "topk-k16-m8192-shared" in plan and "d\": 256" in plan
     counts = job_counts(plan)
-    assert counts["total"] == "199" and counts["theory_phases"] == "9"
+    assert counts["total"] == "219" and counts["theory_phases"] == "9"
+    # ISO Table 5: 2 experiments x 3 seeds, each one dataset, one job training SAE and SAE-A, one evaluation
+    assert counts["synth_iso"] == counts["train_iso_toy"] == counts["evaluate_iso_toy"] == "6"
     # Fig. 6 at alpha 0.5: 2 references + 2 losses x 5 weights, 3 seeds
     assert counts["train_sae_synthetic"] == str(6 * 3 * 2 + 3 * 12) and counts["report_het_fig6"] == "1"

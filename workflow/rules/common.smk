@@ -7,6 +7,7 @@ from dataclasses import asdict
 from snakemake.utils import validate
 
 from vlsae.sae import SAESpec
+from vlsae.synth.iso import iso_dictionary_size
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -29,9 +30,15 @@ FIG6_SPECS = [
 ]
 SAE_SPECS = {spec.slug: spec for spec in REFERENCE_SPECS + FIG6_SPECS}
 
-# ISO Table 5: an MP-SAE and SAE-A with the toy DGP's atom count (10k) and sparsity (L).
-ISO_MP = SAESpec(architecture="mp", latents=10 * ISO["dgp"]["k"], params={"k": ISO["dgp"]["L"]})
-ISO_MODELS = {"sae": ISO_MP, "sae_a": SAESpec(**{**asdict(ISO_MP), "aux": {"iso_energy": ISO["alignment"]}})}
+# ISO Table 5: SAE (MP) and SAE-A per experiment, with the atom count of the experiment's
+# ground-truth dictionary and the DGP's sparsity L (see iso_dictionary_size).
+ISO_MODEL_NAMES = ("sae", "sae_a")
+
+
+def iso_models(experiment):
+    truth = ISO["experiments"][experiment]["truth"]
+    mp = SAESpec(architecture="mp", latents=iso_dictionary_size(truth, ISO["dgp"]["k"]), params={"k": ISO["dgp"]["L"]})
+    return {"sae": mp, "sae_a": SAESpec(**{**asdict(mp), "aux": {"iso_energy": ISO["alignment"]}})}
 
 
 wildcard_constraints:
@@ -56,8 +63,9 @@ def iso_dgp_json(wildcards):
 
 def iso_train_args(wildcards, output):
     """One ``--sae SPEC --out FOLDER`` per model: SAE and SAE-A train in one pass over the data."""
-    return " ".join(f"--sae '{json.dumps(asdict(ISO_MODELS[name]))}' --out {os.path.dirname(weights)}"
-                    for name, weights in zip(ISO_MODELS, output.weights))
+    models = iso_models(wildcards.experiment)
+    return " ".join(f"--sae '{json.dumps(asdict(models[name]))}' --out {os.path.dirname(weights)}"
+                    for name, weights in zip(ISO_MODEL_NAMES, output.weights))
 
 
 def alignment_if_specific(wildcards):

@@ -32,7 +32,7 @@ rule train_iso_toy:
         data=rules.synth_iso.output.train,
     output:
         weights=expand(f"{RESULTS}/saes/synthetic/iso-{{{{experiment}}}}/{{model}}/seed{{{{seed}}}}/model.safetensors",
-                       model=ISO_MODELS),
+                       model=ISO_MODEL_NAMES),
     params:
         runs=iso_train_args,
         training=json.dumps(ISO["training"]),

@@ -105,9 +105,16 @@ def truth_columns(name: str, k: int) -> slice:
     ``B``'s restricted to one modality, so keeping them would reward the spurious unimodal split
     of ``B`` that the experiment tests for.
     """
-    if name not in TRUTHS:
-        raise ValueError(f"unknown ground truth {name!r}; choose from {TRUTHS}")
+    iso_dictionary_size(name, k)  # checks the name
     return slice(0, 6 * k if name == "bimodal" else 10 * k)
+
+
+def iso_dictionary_size(truth: str, k: int) -> int:
+    """Atoms of the full ground-truth dictionary behind ``truth``: ``D1`` (14k) for ``bimodal``, ``D2`` (10k)
+    for ``unimodal``. Table 5's SAEs get this many atoms ("the same number of atoms as the DGP", C.2)."""
+    if truth not in TRUTHS:
+        raise ValueError(f"unknown ground truth {truth!r}; choose from {TRUTHS}")
+    return 14 * k if truth == "bimodal" else 10 * k
 
 
 def _group(rng: np.random.Generator, n: int, basis: np.ndarray, coherence: float) -> np.ndarray:
