@@ -3,9 +3,12 @@
 import json
 
 import pandas as pd
+import pytest
 
 from vlsae.metrics.synthetic import METRICS
 from vlsae.report.het_fig6 import claims, wide_table
+from vlsae.report.iso_toy import claims as iso_claims
+from vlsae.report.iso_toy import table5
 
 
 def _rows(method, aux, seed, recovery, alignment):
@@ -38,3 +41,23 @@ def test_fig6_table_multipliers_and_claims():
     assert "0.1250" in lines[1] and "does not hold" in lines[1]
     table = wide_table(_tidy(0.005), {"iso_energy": 0.03, "group_sparse": 0.05})
     assert "**holds**" in claims(table)[0]
+
+
+def _table5_rows(mma_exp2_sae_a, w_exp2_sae_a=0.2):
+    values = {("exp1", "SAE"): (0.2, 0.80), ("exp1", "SAE-A"): (0.2, 0.78),
+              ("exp2", "SAE"): (0.4, 0.70), ("exp2", "SAE-A"): (w_exp2_sae_a, mma_exp2_sae_a)}
+    return pd.DataFrame([{"experiment": e, "tau1": 0.5, "truth": "t", "model": m, "seed": seed, "metric": metric,
+                          "value": value + 0.01 * seed}
+                         for (e, m), (w, mma) in values.items() for seed in (0, 1, 2)
+                         for metric, value in (("W", w), ("mma", mma), ("r2", 0.99), ("l0", 6.0))])
+
+
+def test_table5_means_over_seeds_and_claims():
+    table = table5(_table5_rows(0.85))
+    row = table.set_index(["experiment", "model"]).loc[("exp2", "SAE-A")]
+    assert row["mma_mean"] == pytest.approx(0.86) and row["mma_std"] == pytest.approx(0.01) and row["seeds"] == 3
+    lines = iso_claims(table)
+    assert "+0.150" in lines[0] and "**holds**" in lines[0]  # 0.86 - 0.71
+    assert "0.020" in lines[1] and "**holds**" in lines[1]
+    assert "does not hold" in iso_claims(table5(_table5_rows(0.75)))[0]  # margin 0.05 < 0.1
+    assert "does not hold" in iso_claims(table5(_table5_rows(0.85, w_exp2_sae_a=0.5)))[0]  # W not lower
