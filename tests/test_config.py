@@ -50,6 +50,11 @@ def test_paper_config_is_exact(repo):
         ({"het_synthetic": {"sae": {"aux": {"iso": {"weight": 1}}}}}, "'iso' was unexpected"),
         ({"het_synthetic": {"sae": {"aux": {"group_sparse": {"mask_p": 0.2}}}}}, "'weight' is a required property"),
         ({"het_fig6": {"losses": {"group_sparse": {"weight": -1}}}}, "-1"),
+        ({"datasets": {"mine": {"format": "coco"}}}, r"(?s)not valid under any.*instance\['datasets'\]\['mine'\]"),
+        ({"datasets": {"mine": {"format": "tfrecord", "root": "x"}}}, "'tfrecord' is not one of"),
+        ({"models": {"mine": {"source": "a/b", "toy": "clip"}}}, r"(?s)valid under each.*instance\['models'\]\['mine'\]"),
+        ({"models": {"mine": {"sorce": "a/b"}}}, "'sorce' was unexpected"),
+        ({"embeddings": {"precision": "int8"}}, "'int8' is not one of"),
     ],
 )
 def test_bad_config_names_the_key(repo, patch, message):
@@ -77,6 +82,14 @@ def test_snakemake_refuses_a_bad_key_at_once(repo, tmp_path):
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad), "--cores", "1"],
                          cwd=repo, capture_output=True, text=True)
     assert out.returncode != 0 and "sead" in out.stdout + out.stderr
+
+
+def test_snakemake_refuses_an_unregistered_model(repo, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("embeddings:\n  models: [clip-b33]\n")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad), "--cores", "1"],
+                         cwd=repo, capture_output=True, text=True)
+    assert out.returncode != 0 and "config key embeddings.models: ['clip-b33'] not defined" in out.stdout + out.stderr
 
 
 def test_cli_rejects_unknown_keys(tmp_path):

@@ -1,5 +1,6 @@
 """Runs the real Snakefile on the tiny `.test` config, end to end."""
 
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,14 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     cosines = pd.read_csv(results / "tables/iso_fig9_toy_cosines.csv").set_index(["experiment", "pairs"])
     assert cosines.loc[("exp1", "IT (aligned)"), "mean"] == pytest.approx(0.4, abs=1e-5)  # tau2, by construction
     assert (results / "figures/iso_fig9_toy_cosines.png").stat().st_size > 1000
+    # real-VLM path on the toy dataset: 24 images x 2 captions, 1 truncated JPEG and 1 blank caption
+    for model in ("toy-clip", "toy-siglip"):
+        store = results / f"embeddings/{model}/toy-coco"
+        manifest = json.loads((store / "manifest.json").read_text())
+        assert manifest["n_pairs"] == 48 - 2 and len(manifest["shards"]) == 3
+        assert manifest["metadata"]["skipped_by_side"] == {"image": 2, "text": 1}
+        assert len(pd.read_csv(store / "skipped.csv")) == 3
+        assert (results / f"saes/{model}/toy-coco/topk-k2-m32-specific/seed0/alignment.npz").stat().st_size > 0
     # nothing left to do afterwards
     assert "Nothing to be done" in snakemake(repo, results, "-n")
 
@@ -70,7 +79,10 @@ def test_paper_config_plans(repo):
     plan = snakemake(repo, "/nonexistent-results", "-n", configfile="config/paper.yaml")
     assert "topk-k16-m8192-shared" in plan and "d\": 256" in plan
     counts = job_counts(plan)
-    assert counts["total"] == "219" and counts["theory_phases"] == "9"
+    assert counts["total"] == "261" and counts["theory_phases"] == "9"
+    # real embeddings: 7 models x 6 datasets, extraction only; GPU declared for real models
+    assert counts["embed"] == "42" and "train_sae_real" not in counts
+    assert "gpu=1" in plan.split("rule embed:")[1].split("rule ")[0]
     # ISO Table 5: 2 experiments x 3 seeds, each one dataset, one job training SAE and SAE-A, one evaluation
     assert counts["synth_iso"] == counts["train_iso_toy"] == counts["evaluate_iso_toy"] == "6"
     # Fig. 6 at alpha 0.5: 2 references + 2 losses x 5 weights, 3 seeds

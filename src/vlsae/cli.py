@@ -57,6 +57,40 @@ def cmd_synth_iso(a: argparse.Namespace) -> None:
                       progress=lambda split, done, total: log.info("%s: %d/%d pairs", split, done, total))
 
 
+def cmd_toy_vlm(a: argparse.Namespace) -> None:
+    from .embed.toy import save_tiny_clip, save_tiny_siglip, toy_corpus, write_toy_coco
+
+    if a.dataset:
+        write_toy_coco(a.dataset, a.n_images, a.captions_per_image, a.seed, corrupt=a.corrupt, empty=a.empty)
+    if a.clip:
+        save_tiny_clip(a.clip, seed=a.seed)
+    if a.siglip:
+        save_tiny_siglip(a.siglip, toy_corpus(seed=a.seed), seed=a.seed)
+
+
+def cmd_embed(a: argparse.Namespace) -> None:
+    from .device import resolve_device
+    from .embed.encoders import ModelSpec, load_encoder
+    from .embed.extract import extract
+    from .embed.readers import read_dataset
+    from .strict import from_dict
+
+    spec = from_dict(ModelSpec, a.model, "model")
+    dataset = {"format": a.dataset.get("format"), "root": a.dataset.get("root"), "options": a.dataset.get("options", {})}
+    unknown = sorted(set(a.dataset) - set(dataset))
+    if unknown or not dataset["format"] or not dataset["root"]:
+        raise ValueError(f"--dataset needs format and root (and optional options); unknown keys: {unknown}")
+    device = resolve_device(a.device)
+    precision = a.precision if a.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    source = read_dataset(dataset["format"], dataset["root"], **dataset["options"])
+    log.info("%s: %d pairs from %s; model %s on %s (%s)", dataset["format"], len(source), dataset["root"], spec.source,
+             device, precision)
+    encoder = load_encoder(spec, device, precision)
+    manifest = extract(encoder, spec, source, a.out, dataset, shard_pairs=a.shard_pairs, batch_size=a.batch_size,
+                       workers=a.workers)
+    log.info("wrote %d pairs (%d skipped) to %s", manifest["n_pairs"], manifest["metadata"]["n_skipped_pairs"], a.out)
+
+
 def cmd_train(a: argparse.Namespace) -> None:
     from .sae import SAESpec
     from .sae.train import TrainConfig, train_paired_saes
@@ -216,6 +250,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--shard-pairs", type=int, default=65_536)
     s.set_defaults(func=cmd_synth_iso)
+
+    s = sub.add_parser("toy-vlm", help="write the toy image-caption dataset and tiny random-weight CLIP/SigLIP folders")
+    s.add_argument("--dataset", type=Path, help="COCO-style toy dataset folder to write")
+    s.add_argument("--n-images", type=int, default=256)
+    s.add_argument("--captions-per-image", type=int, default=2)
+    s.add_argument("--corrupt", type=int, default=0, help="how many images to write as truncated JPEGs")
+    s.add_argument("--empty", type=int, default=0, help="how many captions to leave blank")
+    s.add_argument("--clip", type=Path, help="folder for a tiny CLIPModel + processor")
+    s.add_argument("--siglip", type=Path, help="folder for a tiny SiglipModel + processor")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_toy_vlm)
+
+    s = sub.add_parser("embed", help="extract paired VLM embeddings into the store (resumable, shard by shard)")
+    s.add_argument("--model", required=True, type=_json,
+                   help="ModelSpec as JSON: name, source (Hub id, folder or open_clip name), backend, pretrained")
+    s.add_argument("--dataset", required=True, type=_json,
+                   help="JSON {format: coco|imagenet|img2dataset|fashioniq, root: FOLDER, options: {...}}")
+    s.add_argument("--out", required=True, type=Path, help="store folder")
+    s.add_argument("--shard-pairs", type=int, default=65_536)
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--workers", type=int, default=4, help="DataLoader workers that decode and preprocess images")
+    s.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                   help="autocast dtype (auto: bf16 on cuda, fp32 on cpu)")
+    s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    s.set_defaults(func=cmd_embed)
 
     s = sub.add_parser("train", help="train SAEs (shared or modality-specific pairs); several share one data pass")
     s.add_argument("--data", required=True, type=Path, help="training store (folder or manifest.json)")

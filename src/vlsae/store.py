@@ -47,6 +47,48 @@ def arrow_schema(dim: int) -> pa.Schema:
     )
 
 
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def write_shard(root: Path, index: int, pair_id: np.ndarray, sides: dict[str, tuple[np.ndarray, Sequence[str]]]) -> dict:
+    """Atomically write shard ``index``: for each side, one row per pair (``n x dim`` embeddings, source ids).
+
+    Sides beyond ``image`` and ``text`` (FashionIQ's ``target``) ride along under their own
+    ``modality`` value; readers of pairs ignore them. Returns the manifest entry of the shard.
+    """
+    n = len(pair_id)
+    names = list(sides)
+    emb = np.concatenate([np.asarray(sides[m][0], dtype=np.float32).reshape(n, -1) for m in names])
+    dim = emb.shape[1]
+    table = pa.table(
+        {
+            "pair_id": np.tile(np.asarray(pair_id, dtype=np.int64), len(names)),
+            "modality": [m for m in names for _ in range(n)],
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), pa.float32()), dim),
+            "source_id": [str(x) for m in names for x in sides[m][1]],
+        },
+        schema=arrow_schema(dim),
+    )
+    name = shard_name(index)
+    with atomic_path(root / name) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return {"file": name, "n_pairs": n}
+
+
+def write_manifest(root: Path, dim: int, shards: list[dict], metadata: dict) -> dict:
+    """Write the manifest last: its presence marks the store complete."""
+    manifest = {
+        "format": FORMAT,
+        "dim": int(dim),
+        "n_pairs": sum(s["n_pairs"] for s in shards),
+        "shards": shards,
+        "metadata": metadata,
+    }
+    write_json(Path(root) / MANIFEST, manifest)
+    return manifest
+
+
 @dataclass
 class PairBatch:
     """Paired embeddings: row i of ``image`` and row i of ``text`` belong to ``pair_id[i]``."""
@@ -72,7 +114,6 @@ class StoreWriter:
         self.dim = int(dim)
         self.shard_pairs = int(shard_pairs)
         self.metadata = dict(metadata or {})
-        self.schema = arrow_schema(self.dim)
         self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]] = []
         self._buffered = 0
         self._shards: list[dict] = []
@@ -111,38 +152,17 @@ class StoreWriter:
         if not self._buffered:
             return
         pid = np.concatenate([b[0] for b in self._buffer])
-        img = np.concatenate([b[1] for b in self._buffer])
-        txt = np.concatenate([b[2] for b in self._buffer])
-        src = [s for b in self._buffer for s in b[3]] + [s for b in self._buffer for s in b[4]]
-        n = len(pid)
-        emb = np.concatenate([img, txt]).reshape(-1)
-        table = pa.table(
-            {
-                "pair_id": np.concatenate([pid, pid]),
-                "modality": ["image"] * n + ["text"] * n,
-                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb, pa.float32()), self.dim),
-                "source_id": src,
-            },
-            schema=self.schema,
-        )
-        name = f"part-{len(self._shards):05d}.parquet"
-        with atomic_path(self.root / name) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
-        self._shards.append({"file": name, "n_pairs": n})
+        sides = {
+            "image": (np.concatenate([b[1] for b in self._buffer]), [s for b in self._buffer for s in b[3]]),
+            "text": (np.concatenate([b[2] for b in self._buffer]), [s for b in self._buffer for s in b[4]]),
+        }
+        self._shards.append(write_shard(self.root, len(self._shards), pid, sides))
         self._buffer, self._buffered = [], 0
 
     def close(self) -> dict:
         """Flush the last shard and write the manifest; return the manifest."""
         self._flush()
-        manifest = {
-            "format": FORMAT,
-            "dim": self.dim,
-            "n_pairs": sum(s["n_pairs"] for s in self._shards),
-            "shards": self._shards,
-            "metadata": self.metadata,
-        }
-        write_json(self.root / MANIFEST, manifest)
-        return manifest
+        return write_manifest(self.root, self.dim, self._shards, self.metadata)
 
     def __enter__(self) -> "StoreWriter":
         return self

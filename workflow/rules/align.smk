@@ -21,3 +21,25 @@ rule align_synthetic:
         runtime=20,
     shell:
         "vlsae --threads {threads} align --model {params.folder} --data {input.data} --out {output} > {log} 2>&1"
+
+
+rule align_real:
+    input:
+        weights=rules.train_sae_real.output.weights,
+        data=rules.embed.output[0],
+    output:
+        f"{RESULTS}/saes/{{model}}/{{dataset}}/{REAL_SAE.slug}/seed{{seed}}/alignment.npz",
+    params:
+        folder=subpath(input.weights, parent=True),
+    log:
+        f"{RESULTS}/logs/align/{{model}}-{{dataset}}/{REAL_SAE.slug}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/align/{{model}}-{{dataset}}/{REAL_SAE.slug}-seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    shell:
+        "vlsae --threads {threads} align --model {params.folder} --data {input.data} --out {output} > {log} 2>&1"

@@ -19,6 +19,16 @@ THEORY = config["het_theory"]
 
 FIG6 = config["het_fig6"]
 ISO = config["iso_toy"]
+MODELS = config["models"]
+DATASETS = config["datasets"]
+EMBED = config["embeddings"]
+
+for key, names, registry in (("models", EMBED["models"], MODELS), ("datasets", EMBED["datasets"], DATASETS)):
+    unknown = sorted(set(names) - set(registry))
+    if unknown:
+        raise ValueError(f"config key embeddings.{key}: {unknown} not defined under `{key}:` (defined: {sorted(registry)})")
+if "synthetic" in MODELS:
+    raise ValueError("config key models.synthetic: the name `synthetic` is reserved for the synthetic stores")
 
 # SAE specs addressable by their slug (the {sae_id} wildcard).
 REFERENCE_SPECS = [SAESpec(**{**HET["sae"], "arrangement": arr}) for arr in ("shared", "specific")]
@@ -41,12 +51,61 @@ def iso_models(experiment):
     return {"sae": mp, "sae_a": SAESpec(**{**asdict(mp), "aux": {"iso_energy": ISO["alignment"]}})}
 
 
+def _one_of(names):
+    """A wildcard regex matching exactly these names (and nothing when there are none)."""
+    return "|".join(map(re.escape, names)) or r"(?!x)x"
+
+
 wildcard_constraints:
+    model=_one_of(MODELS),
+    dataset=_one_of(DATASETS),
+    toy="clip|siglip",
     alpha=r"[0-9.]+",
     rho=r"0\.[0-9]+",
     seed=r"\d+",
-    sae_id="|".join(map(re.escape, SAE_SPECS)),
-    experiment="|".join(ISO["experiments"]),
+    sae_id=_one_of(SAE_SPECS),
+    experiment=_one_of(ISO["experiments"]),
+
+
+# Real embeddings: store paths, the toy resources they need, and the SAE pair trained on each.
+TOY = f"{RESULTS}/toy"
+REAL_SAE = SAESpec(**{**EMBED["sae"], "arrangement": "specific"})
+
+
+def model_json(wildcards):
+    entry = dict(MODELS[wildcards.model])
+    if "toy" in entry:
+        entry["source"] = f"{TOY}/models/{entry.pop('toy')}"
+    return json.dumps({"name": wildcards.model, **entry})
+
+
+def dataset_json(wildcards):
+    entry = DATASETS[wildcards.dataset]
+    if "toy" in entry:
+        return json.dumps({"format": "coco", "root": f"{TOY}/datasets/{wildcards.dataset}",
+                           "options": {"annotations": "annotations/captions_toy.json", "images": "images"}})
+    return json.dumps({"format": entry["format"], "root": entry["root"], "options": entry["options"]})
+
+
+def toy_inputs(wildcards):
+    """The toy model folder and toy dataset an embed job needs, if it uses them."""
+    inputs = []
+    if "toy" in MODELS[wildcards.model]:
+        inputs.append(f"{TOY}/models/{MODELS[wildcards.model]['toy']}")
+    if "toy" in DATASETS[wildcards.dataset]:
+        inputs.append(rules.toy_dataset.output[0].format(dataset=wildcards.dataset))
+    return inputs
+
+
+def embed_gpus(wildcards):
+    return 0 if "toy" in MODELS[wildcards.model] else 1
+
+
+def real_targets():
+    """Every configured store, and the aligned SAE pair trained on each when asked."""
+    if EMBED["train_sae"]:
+        return expand(rules.align_real.output[0], model=EMBED["models"], dataset=EMBED["datasets"], seed=EMBED["seeds"])
+    return expand(rules.embed.output[0], model=EMBED["models"], dataset=EMBED["datasets"])
 
 
 def sae_json(wildcards):
@@ -112,6 +171,7 @@ def all_targets():
     if ISO["enabled"]:
         targets += expand(f"{RESULTS}/tables/iso_table5_toy_dgp.{{ext}}", ext=("csv", "md"))
         targets += expand(f"{RESULTS}/figures/iso_fig9_toy_cosines.{{ext}}", ext=("pdf", "png"))
+    targets += real_targets()
     if FIG5["enabled"]:
         targets += expand(f"{RESULTS}/tables/het_fig5_alpha_sweep.{{ext}}", ext=("csv", "md"))
         targets += expand(f"{RESULTS}/figures/het_fig5_alpha_sweep.{{ext}}", ext=("pdf", "png"))

@@ -1,4 +1,4 @@
-# Embedding stores: synthetic datasets with ground truth (real VLM extraction comes later).
+# Embedding stores: real VLM embeddings of image-caption datasets, and synthetic datasets with ground truth.
 
 
 rule synth_het:
@@ -53,3 +53,72 @@ rule synth_iso:
         "vlsae --threads {threads} synth-iso --out {params.folder} --dgp '{params.dgp}'"
         " --n-train {params.n_train} --n-eval {params.n_eval} --seed {wildcards.seed}"
         " --shard-pairs {params.shard_pairs} > {log} 2>&1"
+
+
+rule toy_model:
+    output:
+        directory(f"{TOY}/models/{{toy}}"),
+    log:
+        f"{RESULTS}/logs/toy/model-{{toy}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/toy/model-{{toy}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae --threads {threads} toy-vlm --{wildcards.toy} {output} > {log} 2>&1"
+
+
+rule toy_dataset:
+    output:
+        f"{TOY}/datasets/{{dataset}}/annotations/captions_toy.json",
+    params:
+        folder=lambda wc, output: os.path.dirname(os.path.dirname(output[0])),
+        toy=lambda wc: DATASETS[wc.dataset]["toy"],
+    log:
+        f"{RESULTS}/logs/toy/dataset-{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/toy/dataset-{{dataset}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae toy-vlm --dataset {params.folder} --n-images {params.toy[n_images]}"
+        " --captions-per-image {params.toy[captions_per_image]} --corrupt {params.toy[corrupt]}"
+        " --empty {params.toy[empty]} > {log} 2>&1"
+
+
+rule embed:
+    input:
+        toy_inputs,
+    output:
+        f"{RESULTS}/embeddings/{{model}}/{{dataset}}/manifest.json",
+    params:
+        model=model_json,
+        dataset=dataset_json,
+        folder=subpath(output[0], parent=True),
+        shard_pairs=EMBED["shard_pairs"],
+        batch_size=EMBED["batch_size"],
+        precision=EMBED["precision"],
+        workers=EMBED["workers"],
+    log:
+        f"{RESULTS}/logs/embed/{{model}}-{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/embed/{{model}}-{{dataset}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: EMBED["workers"] + 1
+    resources:
+        gpu=embed_gpus,
+        mem_mb=16000,
+        runtime=24 * 60,
+    shell:
+        "vlsae --threads 1 embed --model '{params.model}' --dataset '{params.dataset}' --out {params.folder}"
+        " --shard-pairs {params.shard_pairs} --batch-size {params.batch_size} --workers {params.workers}"
+        " --precision {params.precision} > {log} 2>&1"

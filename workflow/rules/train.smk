@@ -49,3 +49,27 @@ rule train_iso_toy:
     shell:
         "vlsae --threads {threads} train --data {input.data} {params.runs}"
         " --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"
+
+
+rule train_sae_real:
+    input:
+        data=rules.embed.output[0],
+    output:
+        weights=f"{RESULTS}/saes/{{model}}/{{dataset}}/{REAL_SAE.slug}/seed{{seed}}/model.safetensors",
+    params:
+        sae=json.dumps(asdict(REAL_SAE)),
+        training=json.dumps(EMBED["training"]),
+        folder=subpath(output.weights, parent=True),
+    log:
+        f"{RESULTS}/logs/train/{{model}}-{{dataset}}/{REAL_SAE.slug}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{model}}-{{dataset}}/{REAL_SAE.slug}-seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "vlsae --threads {threads} train --data {input.data} --out {params.folder}"
+        " --sae '{params.sae}' --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"

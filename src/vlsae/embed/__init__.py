@@ -1,0 +1,1 @@
+"""Real VLM embeddings: model registry and encoders, dataset readers, resumable extraction."""
