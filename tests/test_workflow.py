@@ -79,7 +79,7 @@ def test_paper_config_plans(repo):
     plan = snakemake(repo, "/nonexistent-results", "-n", configfile="config/paper.yaml")
     assert "topk-k16-m8192-shared" in plan and "d\": 256" in plan
     counts = job_counts(plan)
-    assert counts["total"] == "261" and counts["theory_phases"] == "9"
+    assert counts["total"] == "265" and counts["theory_phases"] == "9"
     # real embeddings: 7 models x 6 datasets, extraction only; GPU declared for real models
     assert counts["embed"] == "42" and "train_sae_real" not in counts
     assert "gpu=1" in plan.split("rule embed:")[1].split("rule ")[0]

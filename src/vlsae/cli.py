@@ -87,8 +87,21 @@ def cmd_embed(a: argparse.Namespace) -> None:
              device, precision)
     encoder = load_encoder(spec, device, precision)
     manifest = extract(encoder, spec, source, a.out, dataset, shard_pairs=a.shard_pairs, batch_size=a.batch_size,
-                       workers=a.workers)
+                       workers=a.workers, fast_decode=a.fast_decode)
     log.info("wrote %d pairs (%d skipped) to %s", manifest["n_pairs"], manifest["metadata"]["n_skipped_pairs"], a.out)
+
+
+def cmd_download(a: argparse.Namespace) -> None:
+    from .embed.download import fetch, free_gb
+
+    log.info("fetching %s (%.0f GB free in %s)", a.url, free_gb(a.out.parent), a.out.parent)
+    fetch(a.url, a.out, a.md5)
+
+
+def cmd_unpack(a: argparse.Namespace) -> None:
+    from .embed.download import unpack
+
+    unpack(a.archive, a.into, a.marker)
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -273,8 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=4, help="DataLoader workers that decode and preprocess images")
     s.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                    help="autocast dtype (auto: bf16 on cuda, fp32 on cpu)")
+    s.add_argument("--fast-decode", action="store_true",
+                   help="decode JPEGs at reduced DCT scale, never below the model's input size (faster, slightly different pixels)")
     s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     s.set_defaults(func=cmd_embed)
+
+    s = sub.add_parser("download", help="fetch an archive with an MD5 check, resuming a partial download")
+    s.add_argument("--url", required=True)
+    s.add_argument("--md5", default=None, help="expected MD5 (without it, the computed one is logged)")
+    s.add_argument("--out", required=True, type=Path)
+    s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("unpack", help="extract a zip or tar archive, then write a marker file")
+    s.add_argument("--archive", required=True, type=Path)
+    s.add_argument("--into", required=True, type=Path)
+    s.add_argument("--marker", required=True, type=Path)
+    s.set_defaults(func=cmd_unpack)
 
     s = sub.add_parser("train", help="train SAEs (shared or modality-specific pairs); several share one data pass")
     s.add_argument("--data", required=True, type=Path, help="training store (folder or manifest.json)")

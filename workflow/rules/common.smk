@@ -23,10 +23,15 @@ MODELS = config["models"]
 DATASETS = config["datasets"]
 EMBED = config["embeddings"]
 
-for key, names, registry in (("models", EMBED["models"], MODELS), ("datasets", EMBED["datasets"], DATASETS)):
+DOWNLOADS = config["downloads"]
+DOWNLOADED = "resources/downloads"
+
+for key, names, registry in (("models", EMBED["models"], MODELS), ("datasets", EMBED["datasets"], DATASETS),
+                             *((f"datasets.{d}.download", DATASETS[d]["download"], DOWNLOADS) for d in DATASETS)):
     unknown = sorted(set(names) - set(registry))
     if unknown:
-        raise ValueError(f"config key embeddings.{key}: {unknown} not defined under `{key}:` (defined: {sorted(registry)})")
+        where = key if "." in key else f"embeddings.{key}"
+        raise ValueError(f"config key {where}: {unknown} not defined (defined: {sorted(registry)})")
 if "synthetic" in MODELS:
     raise ValueError("config key models.synthetic: the name `synthetic` is reserved for the synthetic stores")
 
@@ -60,6 +65,7 @@ wildcard_constraints:
     model=_one_of(MODELS),
     dataset=_one_of(DATASETS),
     toy="clip|siglip",
+    archive=_one_of(DOWNLOADS),
     alpha=r"[0-9.]+",
     rho=r"0\.[0-9]+",
     seed=r"\d+",
@@ -95,6 +101,11 @@ def toy_inputs(wildcards):
     if "toy" in DATASETS[wildcards.dataset]:
         inputs.append(rules.toy_dataset.output[0].format(dataset=wildcards.dataset))
     return inputs
+
+
+def downloaded(wildcards):
+    """Unpack markers of the archives the dataset lists under `download:`."""
+    return expand(rules.unpack.output[0], archive=DATASETS[wildcards.dataset].get("download", []))
 
 
 def embed_gpus(wildcards):

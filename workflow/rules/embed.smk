@@ -97,6 +97,7 @@ rule toy_dataset:
 rule embed:
     input:
         toy_inputs,
+        downloaded,
     output:
         f"{RESULTS}/embeddings/{{model}}/{{dataset}}/manifest.json",
     params:
@@ -107,6 +108,7 @@ rule embed:
         batch_size=EMBED["batch_size"],
         precision=EMBED["precision"],
         workers=EMBED["workers"],
+        fast_decode="--fast-decode" if EMBED["fast_decode"] else "",
     log:
         f"{RESULTS}/logs/embed/{{model}}-{{dataset}}.log",
     benchmark:
@@ -121,4 +123,46 @@ rule embed:
     shell:
         "vlsae --threads 1 embed --model '{params.model}' --dataset '{params.dataset}' --out {params.folder}"
         " --shard-pairs {params.shard_pairs} --batch-size {params.batch_size} --workers {params.workers}"
-        " --precision {params.precision} > {log} 2>&1"
+        " --precision {params.precision} {params.fast_decode} > {log} 2>&1"
+
+
+rule download:
+    output:
+        f"{DOWNLOADED}/{{archive}}.zip",
+    params:
+        url=lambda wc: DOWNLOADS[wc.archive]["url"],
+        md5=lambda wc: DOWNLOADS[wc.archive]["md5"] or "",
+    log:
+        f"{RESULTS}/logs/download/{{archive}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/download/{{archive}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=12 * 60,
+    retries: 2
+    shell:
+        "vlsae download --url {params.url:q} --out {output} $( [ -n '{params.md5}' ] && echo --md5 {params.md5} ) > {log} 2>&1"
+
+
+rule unpack:
+    input:
+        rules.download.output[0],
+    output:
+        f"{DOWNLOADED}/{{archive}}.unpacked.json",
+    params:
+        into=lambda wc: DOWNLOADS[wc.archive]["into"],
+    log:
+        f"{RESULTS}/logs/download/{{archive}}-unpack.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/download/{{archive}}-unpack.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=3 * 60,
+    shell:
+        "vlsae unpack --archive {input} --into {params.into} --marker {output} > {log} 2>&1"

@@ -49,6 +49,7 @@ class Encoder:
     """Preprocess on CPU workers, encode on ``device``; ``encode_*`` return unit-norm float32 rows."""
 
     dim: int
+    image_size: int
 
     def __init__(self, device: torch.device, precision: str = "fp32"):
         self.device = device
@@ -90,6 +91,7 @@ class TransformersEncoder(Encoder):
         self.image_processor, self.tokenizer = processor.image_processor, processor.tokenizer
         config = self.model.config
         self.dim = int(getattr(config, "projection_dim", None) or config.text_config.hidden_size)
+        self.image_size = int(config.vision_config.image_size)
         max_length = getattr(config.text_config, "max_position_embeddings", None)
         self.text_kwargs = {"padding": "max_length", "truncation": True, "max_length": max_length, **spec.text_kwargs}
 
@@ -120,6 +122,8 @@ class OpenClipEncoder(Encoder):
         self.model = self.model.eval().to(device)
         self._tokenizer = open_clip.get_tokenizer(spec.source)
         self.dim = int(self.model.visual.output_dim)
+        size = self.model.visual.image_size
+        self.image_size = int(min(size) if isinstance(size, (tuple, list)) else size)
 
     def preprocess_images(self, images: list) -> torch.Tensor:
         return torch.stack([self.transform(im) for im in images])

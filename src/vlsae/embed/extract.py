@@ -36,13 +36,14 @@ FINGERPRINT = "extraction.json"
 class PairBatches(torch.utils.data.Dataset):
     """Item ``b`` is batch ``b`` of index lists, preprocessed: pixels, tokens and what was skipped."""
 
-    def __init__(self, source: PairSource, encoder: Encoder, batches: list[np.ndarray]):
+    def __init__(self, source: PairSource, encoder: Encoder, batches: list[np.ndarray], draft: int | None = None):
         self.pairs = source.pairs
         self.with_captions = source.prompts is None
         self.with_target = "target" in self.pairs.columns
         self.encoder = encoder
         self.batches = batches
         self.loader = ImageLoader()
+        self.draft = draft
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -51,7 +52,7 @@ class PairBatches(torch.utils.data.Dataset):
         images, ok = [], []
         for i, ref in zip(index, refs):
             try:
-                images.append(self.loader.load(ref))
+                images.append(self.loader.load(ref, self.draft))
                 ok.append(i)
             except Exception as e:  # any unreadable image is skipped, never fatal
                 skipped.append((int(i), side, f"{type(e).__name__}: {e}"[:200]))
@@ -115,10 +116,13 @@ def _check_fingerprint(out: Path, fingerprint: dict) -> None:
 
 
 def extract(encoder: Encoder, spec: ModelSpec, source: PairSource, out: str | Path, dataset: dict,
-            shard_pairs: int = 65536, batch_size: int = 256, workers: int = 4, progress: bool = True) -> dict:
+            shard_pairs: int = 65536, batch_size: int = 256, workers: int = 4, fast_decode: bool = False,
+            progress: bool = True) -> dict:
     """Embed every pair of ``source`` with ``encoder`` into the store at ``out``; return the manifest.
 
     ``dataset`` (the reader's format, root and options) goes into the fingerprint and manifest.
+    ``fast_decode`` decodes JPEGs at reduced DCT scale, no smaller than the model's input size
+    (``ImageLoader.load``); it is part of the fingerprint, as it changes the embeddings slightly.
     """
     if shard_pairs < 1 or batch_size < 1:
         raise ValueError("shard_pairs and batch_size must be >= 1")
@@ -127,7 +131,8 @@ def extract(encoder: Encoder, spec: ModelSpec, source: PairSource, out: str | Pa
     (out / MANIFEST).unlink(missing_ok=True)
     n = len(source)
     n_shards = -(-n // shard_pairs)
-    _check_fingerprint(out, {"model": asdict(spec), "dataset": dataset, "n_pairs": n, "shard_pairs": shard_pairs})
+    _check_fingerprint(out, {"model": asdict(spec), "dataset": dataset, "n_pairs": n, "shard_pairs": shard_pairs,
+                             "fast_decode": fast_decode})
     done = {s for s in range(n_shards) if (out / shard_name(s)).exists() and (out / shard_name(s)).with_suffix(".json").exists()}
     todo = [s for s in range(n_shards) if s not in done]
     if done:
@@ -138,7 +143,7 @@ def extract(encoder: Encoder, spec: ModelSpec, source: PairSource, out: str | Pa
             batches.append(np.arange(start, min(n, (s + 1) * shard_pairs, start + batch_size)))
             batch_shard.append(s)
     labels = prompt_table(encoder, source.prompts, batch_size) if source.prompts and todo else None
-    loader = torch.utils.data.DataLoader(PairBatches(source, encoder, batches), batch_size=None, shuffle=False,
+    loader = torch.utils.data.DataLoader(PairBatches(source, encoder, batches, encoder.image_size if fast_decode else None), batch_size=None, shuffle=False,
                                          num_workers=workers, pin_memory=encoder.device.type == "cuda",
                                          persistent_workers=False, prefetch_factor=4 if workers else None)
     pending = sum(min(n, (s + 1) * shard_pairs) - s * shard_pairs for s in todo)

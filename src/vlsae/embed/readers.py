@@ -80,14 +80,20 @@ class ImageLoader:
             return self._group[ref.size]
         raise ValueError(f"unknown image reference kind {ref.kind!r}")
 
-    def load(self, ref: ImageRef):
-        """The decoded RGB image; raises ``OSError``/``ValueError`` for missing or corrupt data."""
+    def load(self, ref: ImageRef, draft: int | None = None):
+        """The decoded RGB image; raises ``OSError``/``ValueError`` for missing or corrupt data.
+
+        With ``draft``, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps
+        both sides >= ``draft`` pixels: several times faster, and slightly different pixels.
+        """
         from PIL import Image
 
         data = self.read_bytes(ref)
         if not data:
             raise ValueError("no image bytes")
         with Image.open(io.BytesIO(data)) as im:
+            if draft:
+                im.draft("RGB", (draft, draft))
             return im.convert("RGB")
 
 
