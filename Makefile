@@ -1,6 +1,6 @@
 # The two commands of README.md:
 #   make run    set up .venv, then run the default workflow (snakemake --cores all)
-#   make test   set up .venv, then run the test suite
+#   make test   set up .venv (plus the test tools and the open_clip backend), then run the test suite
 # Any extra Snakemake arguments go in ARGS, e.g. make run ARGS="--configfile config/paper.yaml".
 
 PYTHON ?= python3
@@ -9,10 +9,15 @@ VENV ?= .venv
 # On Linux x86_64, PyPI's torch wheels ship CUDA: GPU machines get CUDA torch with no edits;
 # CPU-only machines still run it on the CPU. Override with e.g. TORCH="torch==2.5.1".
 TORCH ?= torch==2.13.0
+# `make test` adds the open_clip backend, so its tests run too. open_clip needs torchvision,
+# which needs the torch it was built for: on x86_64 here torch 2.14.1 + torchvision 0.29.1
+# (a CUDA build that also runs on the CPU); on aarch64 use "torch==2.9.1 torchvision==0.24.1".
+OPENCLIP_TORCH ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: run test setup clean
 setup: $(STAMP)
@@ -26,7 +31,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	snakemake --cores all $(ARGS)
 
-test: $(STAMP)
+$(TEST_STAMP): $(STAMP)
+	$(VENV)/bin/pip install -q $(OPENCLIP_TORCH)
+	$(VENV)/bin/pip install -q -e ".[test,openclip]"
+	touch $@
+
+test: $(TEST_STAMP)
 	python -m pytest -q
 
 clean:

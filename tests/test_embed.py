@@ -214,3 +214,21 @@ def test_bad_dataset_and_model_entries_fail_with_their_name(tmp_path):
     with pytest.raises(ValueError, match="no pairs"):
         (tmp_path / "empty").mkdir()
         read_dataset("imagenet", tmp_path / "empty")
+
+
+def test_open_clip_backend_from_a_local_checkpoint(toy, tmp_path):
+    """The open_clip path users run (model name + pretrained weights), with a tiny config and random weights."""
+    open_clip = pytest.importorskip("open_clip")
+    config = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+              "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+    (tmp_path / "tiny-oc.json").write_text(json.dumps(config))
+    open_clip.add_model_config(tmp_path / "tiny-oc.json")
+    torch.manual_seed(0)
+    torch.save(open_clip.create_model("tiny-oc").state_dict(), tmp_path / "tiny-oc.pt")
+    spec = ModelSpec(name="oc", source="tiny-oc", backend="open_clip", pretrained=str(tmp_path / "tiny-oc.pt"))
+    manifest = extract(load_encoder(spec, CPU), spec, _coco(toy), tmp_path / "store", {"format": "coco"},
+                       workers=0, progress=False)
+    pid, image, text = _rows(tmp_path / "store")
+    assert manifest["dim"] == 16 and image.shape == text.shape == (77, 16)
+    np.testing.assert_allclose(np.linalg.norm(image, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1, atol=1e-5)
