@@ -118,6 +118,7 @@ def test_killed_extraction_resumes_without_duplicate_or_missing_pairs(toy, tmp_p
     assert not (out / "manifest.json").exists(), "the run finished before it could be killed"
     written = sorted(p.name for p in out.glob("part-*.parquet"))
     assert 4 <= len(written) < 20
+    (out / ".part-00019.abc.tmp.parquet").write_bytes(b"half a shard")  # as if killed mid-write
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pid, image, text = _rows(out)
     assert len(set(pid)) == len(pid) == 77

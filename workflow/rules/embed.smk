@@ -121,7 +121,7 @@ rule embed:
         mem_mb=16000,
         runtime=24 * 60,
     shell:
-        "vlsae --threads 1 embed --model '{params.model}' --dataset '{params.dataset}' --out {params.folder}"
+        "vlsae --threads {threads} embed --model '{params.model}' --dataset '{params.dataset}' --out {params.folder}"
         " --shard-pairs {params.shard_pairs} --batch-size {params.batch_size} --workers {params.workers}"
         " --precision {params.precision} {params.fast_decode} > {log} 2>&1"
 

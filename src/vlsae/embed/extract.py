@@ -129,6 +129,8 @@ def extract(encoder: Encoder, spec: ModelSpec, source: PairSource, out: str | Pa
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
+    for stale in out.glob(".part-*.tmp*"):  # temporaries of a killed run; the shards themselves are whole
+        stale.unlink()
     n = len(source)
     n_shards = -(-n // shard_pairs)
     _check_fingerprint(out, {"model": asdict(spec), "dataset": dataset, "n_pairs": n, "shard_pairs": shard_pairs,
