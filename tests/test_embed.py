@@ -147,6 +147,22 @@ def test_imagenet_text_side_is_the_class_prompt_ensemble(toy, tmp_path):
     assert not np.allclose(text[3], text[0])
 
 
+def test_karpathy_split_and_a_missing_image_file(toy, tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "val2014").mkdir()
+    draw_pair(rng)[0].save(tmp_path / "val2014" / "a.jpg")  # b.jpg is listed but missing
+    images = [{"filepath": "val2014", "filename": name, "split": split, "cocoid": i,
+               "sentences": [{"raw": f"caption {i}.{j}", "sentid": 10 * i + j} for j in range(2)]}
+              for i, (name, split) in enumerate([("a.jpg", "test"), ("b.jpg", "test"), ("c.jpg", "train")])]
+    (tmp_path / "dataset_coco.json").write_text(json.dumps({"images": images}))
+    source = read_dataset("coco", tmp_path, karpathy="dataset_coco.json", split="test")
+    assert [t[0] for t in source.pairs["texts"]] == ["caption 0.0", "caption 0.1", "caption 1.0", "caption 1.1"]
+    spec = ModelSpec(name="clip", source=str(toy["clip"]))
+    manifest = extract(load_encoder(spec, CPU), spec, source, tmp_path / "store", {"format": "coco"}, workers=0, progress=False)
+    assert manifest["n_pairs"] == 2 and manifest["metadata"]["skipped_by_side"] == {"image": 2}
+    assert pd.read_csv(tmp_path / "store" / "skipped.csv")["reason"].str.startswith("FileNotFoundError").all()
+
+
 def _jpeg(rng) -> bytes:
     buffer = io.BytesIO()
     draw_pair(rng)[0].save(buffer, format="JPEG")
