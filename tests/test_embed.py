@@ -3,7 +3,6 @@ on tiny random-weight CLIP and SigLIP models and datasets generated here."""
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys

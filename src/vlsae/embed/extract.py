@@ -145,9 +145,9 @@ def extract(encoder: Encoder, spec: ModelSpec, source: PairSource, out: str | Pa
             batches.append(np.arange(start, min(n, (s + 1) * shard_pairs, start + batch_size)))
             batch_shard.append(s)
     labels = prompt_table(encoder, source.prompts, batch_size) if source.prompts and todo else None
-    loader = torch.utils.data.DataLoader(PairBatches(source, encoder, batches, encoder.image_size if fast_decode else None), batch_size=None, shuffle=False,
-                                         num_workers=workers, pin_memory=encoder.device.type == "cuda",
-                                         persistent_workers=False, prefetch_factor=2 if workers else None)
+    batched = PairBatches(source, encoder, batches, draft=encoder.image_size if fast_decode else None)
+    loader = torch.utils.data.DataLoader(batched, batch_size=None, shuffle=False, num_workers=workers,
+                                         pin_memory=encoder.device.type == "cuda", prefetch_factor=2 if workers else None)
     pending = sum(min(n, (s + 1) * shard_pairs) - s * shard_pairs for s in todo)
     bar = tqdm(total=pending, unit="img", desc=f"embed {out.parent.name}/{out.name}", disable=not progress, smoothing=0.1)
     parts: dict[str, list] = {}

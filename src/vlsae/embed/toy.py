@@ -9,7 +9,6 @@ features of drawn shapes.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
