@@ -24,7 +24,6 @@ workers; the peak RSS at each tenth of the run shows whether memory stays flat.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -41,27 +40,7 @@ from vlsae.device import resolve_device
 from vlsae.embed.encoders import ModelSpec, load_encoder
 from vlsae.embed.extract import PairBatches, extract
 from vlsae.embed.readers import read_dataset
-from vlsae.embed.toy import draw_pair, save_tiny_clip
-
-COCO_OPTIONS = {"annotations": "annotations/captions_toy.json", "images": "images"}
-
-
-def write_images(root: Path, n_images: int, captions_per_image: int, size: tuple[int, int]) -> None:
-    """COCO layout: ``n_images`` drawn JPEGs of ``size`` with ``captions_per_image`` captions each."""
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    images, annotations = [], []
-    for i in range(n_images):
-        image, captions = draw_pair(rng, size=min(size))
-        image = image.resize(size)
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=90)
-        (root / "images" / f"{i:08d}.jpg").write_bytes(buffer.getvalue())
-        images.append({"id": i, "file_name": f"{i:08d}.jpg"})
-        annotations += [{"id": len(annotations) + j, "image_id": i, "caption": captions[j % len(captions)] + f" #{j}"}
-                        for j in range(captions_per_image)]
-    write_json(root / COCO_OPTIONS["annotations"], {"images": images, "annotations": annotations})
-
+from vlsae.embed.toy import TOY_COCO_OPTIONS as COCO_OPTIONS, save_tiny_clip, write_toy_coco
 
 def save_vit_b32(folder: Path) -> Path:
     """Random weights with ViT-B/32's shapes, and the toy byte-level tokenizer."""
@@ -134,7 +113,7 @@ def _rss_mb(pid: int) -> float:
 
 def memory_run(pairs: int, workers: int, tmp: Path) -> dict:
     per_image = 100
-    write_images(tmp / "mem", -(-pairs // per_image), per_image, (64, 64))
+    write_toy_coco(tmp / "mem", -(-pairs // per_image), per_image)
     spec = ModelSpec(name="toy-clip", source=str(save_tiny_clip(tmp / "toy-clip")))
     encoder = load_encoder(spec, torch.device("cpu"))
     source = read_dataset("coco", tmp / "mem", **COCO_OPTIONS)
@@ -176,7 +155,7 @@ def main() -> None:
         if a.memory:
             report["memory"] = memory_run(a.memory, a.workers[-1], tmp)
         else:
-            write_images(tmp / "data", a.images, 1, (640, 480))
+            write_toy_coco(tmp / "data", a.images, 1, size=(640, 480))
             spec = ModelSpec(name="vit-b32-random", source=str(save_vit_b32(tmp / "model")))
             encoder = load_encoder(spec, device, "bf16" if device.type == "cuda" else "fp32")
             rates = {"forward": time_forward(encoder, a.batch, a.repeats)}

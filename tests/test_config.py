@@ -76,20 +76,23 @@ def test_every_architecture_and_aux_loss_validates_and_builds(repo):
         SAESpec(**cfg["het_synthetic"]["sae"])
 
 
-def test_snakemake_refuses_a_bad_key_at_once(repo, tmp_path):
+def _failed_dry_run(repo, tmp_path, config_text):
+    """Output of a Snakemake dry run with ``config_text``; asserts that it failed."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text("het_fig5:\n  sead: [0]\n")
+    bad.write_text(config_text)
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad), "--cores", "1"],
                          cwd=repo, capture_output=True, text=True)
-    assert out.returncode != 0 and "sead" in out.stdout + out.stderr
+    assert out.returncode != 0
+    return out.stdout + out.stderr
+
+
+def test_snakemake_refuses_a_bad_key_at_once(repo, tmp_path):
+    assert "sead" in _failed_dry_run(repo, tmp_path, "het_fig5:\n  sead: [0]\n")
 
 
 def test_snakemake_refuses_an_unregistered_model(repo, tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("embeddings:\n  models: [clip-b33]\n")
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad), "--cores", "1"],
-                         cwd=repo, capture_output=True, text=True)
-    assert out.returncode != 0 and "config key embeddings.models: ['clip-b33'] not defined" in out.stdout + out.stderr
+    output = _failed_dry_run(repo, tmp_path, "embeddings:\n  models: [clip-b33]\n")
+    assert "config key embeddings.models: ['clip-b33'] not defined" in output
 
 
 def test_cli_rejects_unknown_keys(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 
 from vlsae.embed.download import fetch, unpack
 from vlsae.embed.readers import read_dataset
-from vlsae.embed.toy import write_toy_coco
+from vlsae.embed.toy import TOY_COCO_OPTIONS, write_toy_coco
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
@@ -71,7 +71,7 @@ def test_fetch_checks_md5_and_unpacks_a_readable_dataset(server, tmp_path):
     assert dest.read_bytes() == data and not (tmp_path / "dl" / "coco.zip.part").exists()
     unpack(dest, tmp_path / "coco", tmp_path / "dl" / "coco.unpacked.json")
     assert json.loads((tmp_path / "dl" / "coco.unpacked.json").read_text())["md5"] == hashlib.md5(data).hexdigest()
-    source = read_dataset("coco", tmp_path / "coco", annotations="annotations/captions_toy.json", images="images")
+    source = read_dataset("coco", tmp_path / "coco", **TOY_COCO_OPTIONS)
     assert len(source) == 12
 
 
@@ -103,7 +103,7 @@ def test_workflow_downloads_unpacks_and_embeds_a_listed_dataset(server, tmp_path
         "downloads": {"tiny-coco": {"url": f"{url}/coco.zip", "md5": hashlib.md5(data).hexdigest(),
                                     "into": str(tmp_path / "coco")}},
         "datasets": {"served": {"format": "coco", "root": str(tmp_path / "coco"), "download": ["tiny-coco"],
-                                "options": {"annotations": "annotations/captions_toy.json", "images": "images"}}},
+                                "options": TOY_COCO_OPTIONS}},
         "models": {"toy-clip": {"toy": "clip"}},
         "embeddings": {"models": ["toy-clip"], "datasets": ["served"], "train_sae": False, "workers": 0},
     }))

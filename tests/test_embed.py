@@ -21,11 +21,11 @@ from vlsae.embed.encoders import ModelSpec, load_encoder
 from vlsae.embed.extract import extract
 from vlsae.embed.readers import ImageLoader, read_dataset
 from vlsae.embed.templates import IMAGENET_TEMPLATES
+from vlsae.embed.toy import TOY_COCO_OPTIONS as COCO_OPTIONS
 from vlsae.embed.toy import draw_pair, save_tiny_clip, save_tiny_siglip, toy_corpus, write_toy_coco
 from vlsae.store import EmbeddingStore
 
 CPU = torch.device("cpu")
-COCO_OPTIONS = {"annotations": "annotations/captions_toy.json", "images": "images"}
 
 
 @pytest.fixture(scope="module")

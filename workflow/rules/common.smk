@@ -7,6 +7,7 @@ from dataclasses import asdict
 from snakemake.utils import validate
 
 from vlsae.sae import SAESpec
+from vlsae.embed.toy import TOY_COCO_OPTIONS
 from vlsae.synth.iso import iso_dictionary_size
 
 
@@ -78,18 +79,25 @@ TOY = f"{RESULTS}/toy"
 REAL_SAE = SAESpec(**{**EMBED["sae"], "arrangement": "specific"})
 
 
+def toy_model_folder(toy):
+    return f"{TOY}/models/{toy}"
+
+
+def toy_dataset_folder(dataset):
+    return f"{TOY}/datasets/{dataset}"
+
+
 def model_json(wildcards):
     entry = dict(MODELS[wildcards.model])
     if "toy" in entry:
-        entry["source"] = f"{TOY}/models/{entry.pop('toy')}"
+        entry["source"] = toy_model_folder(entry.pop("toy"))
     return json.dumps({"name": wildcards.model, **entry})
 
 
 def dataset_json(wildcards):
     entry = DATASETS[wildcards.dataset]
     if "toy" in entry:
-        return json.dumps({"format": "coco", "root": f"{TOY}/datasets/{wildcards.dataset}",
-                           "options": {"annotations": "annotations/captions_toy.json", "images": "images"}})
+        return json.dumps({"format": "coco", "root": toy_dataset_folder(wildcards.dataset), "options": TOY_COCO_OPTIONS})
     return json.dumps({"format": entry["format"], "root": entry["root"], "options": entry["options"]})
 
 
@@ -97,7 +105,7 @@ def toy_inputs(wildcards):
     """The toy model folder and toy dataset an embed job needs, if it uses them."""
     inputs = []
     if "toy" in MODELS[wildcards.model]:
-        inputs.append(f"{TOY}/models/{MODELS[wildcards.model]['toy']}")
+        inputs.append(toy_model_folder(MODELS[wildcards.model]["toy"]))
     if "toy" in DATASETS[wildcards.dataset]:
         inputs.append(rules.toy_dataset.output[0].format(dataset=wildcards.dataset))
     return inputs

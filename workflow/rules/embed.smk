@@ -57,7 +57,7 @@ rule synth_iso:
 
 rule toy_model:
     output:
-        directory(f"{TOY}/models/{{toy}}"),
+        directory(toy_model_folder("{toy}")),
     log:
         f"{RESULTS}/logs/toy/model-{{toy}}.log",
     benchmark:
@@ -74,9 +74,9 @@ rule toy_model:
 
 rule toy_dataset:
     output:
-        f"{TOY}/datasets/{{dataset}}/annotations/captions_toy.json",
+        f"{toy_dataset_folder('{dataset}')}/{TOY_COCO_OPTIONS['annotations']}",
     params:
-        folder=lambda wc, output: os.path.dirname(os.path.dirname(output[0])),
+        folder=lambda wc: toy_dataset_folder(wc.dataset),
         toy=lambda wc: DATASETS[wc.dataset]["toy"],
     log:
         f"{RESULTS}/logs/toy/dataset-{{dataset}}.log",

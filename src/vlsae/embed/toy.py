@@ -45,28 +45,37 @@ def draw_pair(rng: np.random.Generator, size: int = 64):
     return image, captions
 
 
+TOY_COCO_OPTIONS = {"annotations": "annotations/captions_toy.json", "images": "images"}
+"""Reader options (``read_coco``) of a dataset written by ``write_toy_coco``."""
+
+
 def write_toy_coco(root: str | Path, n_images: int, captions_per_image: int = 2, seed: int = 0,
-                   corrupt: int = 0, empty: int = 0) -> Path:
+                   corrupt: int = 0, empty: int = 0, size: tuple[int, int] = (64, 64)) -> Path:
     """COCO-style toy dataset: ``root/images/*.jpg`` and ``root/annotations/captions_toy.json``.
 
-    The first ``corrupt`` images are written as truncated JPEGs and the first ``empty``
-    captions are blank, so the skip-and-count path runs too. Returns the annotation file.
+    Images are ``size`` (width, height) pixels. Beyond the 3 captions of ``draw_pair`` they repeat
+    with a ``#j`` suffix, so any ``captions_per_image`` gives distinct captions. The first
+    ``corrupt`` images are written as truncated JPEGs and the first ``empty`` captions are blank,
+    so the skip-and-count path runs too. Returns the annotation file.
     """
     root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / TOY_COCO_OPTIONS["images"]).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     images, annotations = [], []
     for i in range(n_images):
-        image, captions = draw_pair(rng)
+        image, captions = draw_pair(rng, size=min(size))
+        if image.size != size:
+            image = image.resize(size)
         name = f"{i:08d}.jpg"
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=90)
         data = buffer.getvalue()
-        (root / "images" / name).write_bytes(data[: len(data) // 3] if i < corrupt else data)
+        (root / TOY_COCO_OPTIONS["images"] / name).write_bytes(data[: len(data) // 3] if i < corrupt else data)
         images.append({"id": i, "file_name": name, "width": image.width, "height": image.height})
-        for c in captions[:captions_per_image]:
-            annotations.append({"id": len(annotations), "image_id": i, "caption": "" if len(annotations) < empty else c})
-    path = root / "annotations" / "captions_toy.json"
+        for j in range(captions_per_image):
+            caption = captions[j % len(captions)] + (f" #{j}" if j >= len(captions) else "")
+            annotations.append({"id": len(annotations), "image_id": i, "caption": "" if len(annotations) < empty else caption})
+    path = root / TOY_COCO_OPTIONS["annotations"]
     write_json(path, {"images": images, "annotations": annotations})
     return path
 
