@@ -20,6 +20,7 @@ import pandas as pd  # noqa: E402
 
 from ..atomic import write_frame, write_text  # noqa: E402
 from ..store import EmbeddingStore  # noqa: E402
+from ..metrics.encoder import cosine_samples  # noqa: E402
 from . import save_figure  # noqa: E402
 
 PAPER_TABLE5 = {("exp1", "SAE"): (0.197, 0.83), ("exp1", "SAE-A"): (0.185, 0.81),
@@ -69,16 +70,9 @@ def write_table5(table: pd.DataFrame, csv_path: str, md_path: str) -> None:
 
 
 def pair_cosines(store: EmbeddingStore, n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Cosines of ``n`` pairs of each type, from the first ``n`` pairs of ``store`` (unit embeddings)."""
+    """Cosines of each pair type over the first ``n`` pairs of ``store``."""
     head = next(store.iter_batches(n))
-    x, y = head.image.astype(np.float64), head.text.astype(np.float64)
-    n, rng = len(x), np.random.default_rng(seed)
-    i, j = rng.integers(n, size=n), rng.integers(n, size=n)
-    keep = i != j
-    gauss = rng.normal(size=(2, n, x.shape[1]))
-    gauss /= np.linalg.norm(gauss, axis=-1, keepdims=True)
-    return {"II": (x[i] * x[j]).sum(1)[keep], "TT": (y[i] * y[j]).sum(1)[keep], "IT": (x[i] * y[j]).sum(1)[keep],
-            "IT (aligned)": (x * y).sum(1), "Random": (gauss[0] * gauss[1]).sum(1)}
+    return cosine_samples(head.image, head.text, seed)
 
 
 def cosine_table(cosines: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:

@@ -1,0 +1,128 @@
+"""Modality metrics of one dictionary (ISO App. E.2.2, eqs. 5-9).
+
+``psi`` is the VLM followed by the SAE; image codes ``Z_img`` and text codes ``Z_txt`` of paired
+samples are ``N x K``, ``D`` is the ``K x d`` dictionary (unit rows).
+
+* energy ``E^(d) = E[psi^(d)(X)^2]`` per latent (eq. 5), ``E = mean_d E^(d)``;
+* modality score ``mu_i = E_img,i / (E_img,i + E_txt,i)``; bimodal mask ``delta_i = mu_i in [tau, 1 - tau]``;
+* probing accuracy ``p_acc = sum_i E_i s_i / sum_i E_i``;
+* bridge ``B_W = W ⊙ (D D^T)``; ``rho`` from ``B_Sigma`` with the paired cross-moment (eq. 6);
+* ``FDA`` from ``B_Gamma``, ``Gamma`` the exact OT plan between the image- and text-energy
+  distributions over atoms with cost ``1 - D D^T`` (eqs. 7-9).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import ot
+import torch
+
+FDA_DENOMINATORS = ("printed", "mass")
+
+
+def energy(codes: np.ndarray) -> np.ndarray:
+    """``E_i = mean_n z_{n,i}^2`` over one modality's codes (eq. 5)."""
+    return (np.asarray(codes, dtype=np.float64) ** 2).mean(0)
+
+
+def modality_score(energy_image: np.ndarray, energy_text: np.ndarray) -> np.ndarray:
+    """``mu_i = E_img / (E_img + E_txt)``; NaN for dead latents (no energy in either modality)."""
+    total = energy_image + energy_text
+    return np.divide(energy_image, total, out=np.full(total.shape, np.nan), where=total > 0)
+
+
+def bimodal_mask(mu: np.ndarray, tau: float = 0.05) -> np.ndarray:
+    """``delta_i = tau <= mu_i <= 1 - tau`` (dead latents are not bimodal)."""
+    with np.errstate(invalid="ignore"):
+        return (mu >= tau) & (mu <= 1 - tau)
+
+
+@torch.no_grad()
+def probe_accuracy(atoms: np.ndarray, image: np.ndarray, text: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Accuracy of each atom as a linear probe for the modality of an embedding.
+
+    The probe thresholds the projection ``x . D_i``; ISO gives no threshold, so we take the best one
+    and either orientation (a decision stump), which puts the accuracy in [0.5, 1].
+    """
+    x = torch.from_numpy(np.concatenate([image, text]).astype(np.float32))
+    is_image = torch.cat([torch.ones(len(image)), torch.zeros(len(text))])
+    n, n_image = len(x), float(len(image))
+    out = []
+    for start in range(0, len(atoms), chunk):
+        proj = x @ torch.from_numpy(np.asarray(atoms[start:start + chunk], dtype=np.float32)).T  # N x c
+        values, order = proj.sort(0)                                             # ascending projections
+        labels = is_image[order]
+        images_below = torch.cat([torch.zeros(1, labels.shape[1]), labels.cumsum(0)])  # split after p rows
+        texts_below = torch.arange(n + 1)[:, None] - images_below
+        acc = (texts_below + (n_image - images_below)) / n                       # "image" above the split
+        edge = torch.ones(1, labels.shape[1], dtype=torch.bool)
+        valid = torch.cat([edge, values[1:] > values[:-1], edge])                # a threshold cannot split ties
+        out.append(torch.where(valid, torch.maximum(acc, 1 - acc), 0.5).max(0).values.double().numpy())
+    return np.concatenate(out)
+
+
+def probing_score(accuracy: np.ndarray, bimodal: np.ndarray, total_energy: np.ndarray) -> float:
+    """``p_acc = sum E_i s_i / sum E_i``, ``s_i = acc_i`` (unimodal) or ``1 - 2 (max(acc, 1-acc) - 0.5)`` (bimodal)."""
+    s = np.where(bimodal, 1 - 2 * (np.maximum(accuracy, 1 - accuracy) - 0.5), accuracy)
+    return float((total_energy * s).sum() / total_energy.sum())
+
+
+def bridge(weights: np.ndarray, atoms_image: np.ndarray, atoms_text: np.ndarray | None = None) -> np.ndarray:
+    """``B_W = W ⊙ (D D^T)`` (two dictionaries: ``W ⊙ (D_img D_txt^T)``)."""
+    atoms_text = atoms_image if atoms_text is None else atoms_text
+    return weights * (atoms_image @ atoms_text.T)
+
+
+def _adjacent(bimodal: np.ndarray) -> np.ndarray:
+    """``K x K`` mask of pairs ``(i, j)`` with ``delta_i or delta_j``."""
+    return bimodal[:, None] | bimodal[None, :]
+
+
+def functional_alignment(cross_moment: np.ndarray, atoms: np.ndarray, bimodal: np.ndarray) -> float:
+    """``rho``: bridge score of ``B_Sigma`` on pairs adjacent to a bimodal latent over the score on pairs
+    of two unimodal latents, with ``Sigma = E[psi_img(X)^T psi_txt(X')]`` over paired samples (eq. 6)."""
+    b = bridge(cross_moment, atoms)
+    adjacent = _adjacent(bimodal)
+    unimodal = b[~adjacent].sum()
+    return float(b[adjacent].sum() / unimodal) if unimodal != 0 else float("inf")
+
+
+def transport_plan(energy_image: np.ndarray, energy_text: np.ndarray, atoms: np.ndarray,
+                   solver: str = "emd", max_iter: int = 10_000_000, reg: float = 0.01) -> np.ndarray:
+    """``Gamma`` of eq. 7: OT between ``a = E_img / ||E_img||_1`` and ``b = E_txt / ||E_txt||_1`` with cost
+    ``1 - D D^T``. ``emd`` is the exact network-simplex plan (POT ``ot.emd``); ``sinkhorn`` an
+    entropic approximation with regularisation ``reg`` (log-domain, faster, blurred plan). Atoms without energy
+    in a modality carry no mass and are dropped from that side before solving."""
+    a, b = energy_image / energy_image.sum(), energy_text / energy_text.sum()
+    rows, cols = np.flatnonzero(a > 0), np.flatnonzero(b > 0)
+    cost = 1.0 - np.asarray(atoms[rows], dtype=np.float64) @ np.asarray(atoms[cols], dtype=np.float64).T
+    if solver == "emd":
+        sub = ot.emd(a[rows], b[cols], cost, numItermax=max_iter)
+    elif solver == "sinkhorn":
+        sub = ot.sinkhorn(a[rows], b[cols], cost, reg, method="sinkhorn_log", numItermax=max_iter)
+    else:
+        raise ValueError(f"OT solver must be 'emd' or 'sinkhorn', got {solver!r}")
+    plan = np.zeros((len(a), len(b)))
+    plan[np.ix_(rows, cols)] = sub
+    return plan
+
+
+def fda(plan: np.ndarray, atoms: np.ndarray, bimodal: np.ndarray, total_energy: np.ndarray,
+        denominator: str = "printed") -> float:
+    """Functional and Distributional Agreement (eq. 9) with ``B_Gamma = Gamma ⊙ (D D^T)``:
+    ``alpha = sum_{delta_i or delta_j} B_Gamma,ij`` and ``eps = sum_i delta_i E_i / sum_i E_i``.
+
+    ``printed``: ``FDA = (alpha / eps) (1 - eps) / ((1 - eps) - alpha)``, eq. 9 as printed.
+    ``mass``: ``(alpha / eps) / (beta / (1 - eps))`` with ``beta`` the bridge mass on unimodal pairs,
+    the ratio of bridge mass per unit of energy that eq. 9 describes in words (the printed
+    denominator turns negative once ``alpha > 1 - eps``).
+    """
+    b = bridge(plan, atoms)
+    adjacent = _adjacent(bimodal)
+    alpha = b[adjacent].sum()
+    eps = (bimodal * total_energy).sum() / total_energy.sum()
+    if denominator == "printed":
+        return float(alpha / eps * (1 - eps) / ((1 - eps) - alpha))
+    if denominator == "mass":
+        return float((alpha / eps) / (b[~adjacent].sum() / (1 - eps)))
+    raise ValueError(f"FDA denominator must be one of {FDA_DENOMINATORS}, got {denominator!r}")
