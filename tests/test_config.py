@@ -95,6 +95,14 @@ def test_snakemake_refuses_an_unregistered_model(repo, tmp_path):
     assert "config key embeddings.models: ['clip-b33'] not defined" in output
 
 
+def test_snakemake_refuses_bad_real_sae_entries(repo, tmp_path):
+    output = _failed_dry_run(repo, tmp_path, "real_saes:\n  train_on: [coco-trian]\n")
+    assert "config key real_saes.train_on: ['coco-trian'] not defined" in output
+    twice = "real_saes:\n  zoo:\n" + "    - {name: a, sae: {architecture: topk}}\n" * 2
+    assert "real_saes.zoo: names must be unique" in _failed_dry_run(repo, tmp_path, twice)
+    assert "sae" in _failed_dry_run(repo, tmp_path, "real_saes:\n  zoo:\n    - {name: a}\n")
+
+
 def test_cli_rejects_unknown_keys(tmp_path):
     out = subprocess.run([sys.executable, "-m", "vlsae.cli", "synth-het", "--out", str(tmp_path), "--dgp", '{"dd": 3}'],
                          capture_output=True, text=True)

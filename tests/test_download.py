@@ -105,7 +105,8 @@ def test_workflow_downloads_unpacks_and_embeds_a_listed_dataset(server, tmp_path
         "datasets": {"served": {"format": "coco", "root": str(tmp_path / "coco"), "download": ["tiny-coco"],
                                 "options": TOY_COCO_OPTIONS}},
         "models": {"toy-clip": {"toy": "clip"}},
-        "embeddings": {"models": ["toy-clip"], "datasets": ["served"], "train_sae": False, "workers": 0},
+        "embeddings": {"models": ["toy-clip"], "datasets": ["served"], "workers": 0},
+        "real_saes": {"enabled": False},
     }))
     store = tmp_path / "results/embeddings/toy-clip/served/manifest.json"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from vlsae.metrics.heterogeneity import direction_histogram, retrieval_recall, self_match_rate
 from vlsae.metrics.monosemanticity import MonosemanticityAccumulator, code_range
@@ -16,6 +17,9 @@ def test_retrieval_with_several_captions_per_image():
     assert (out["t2i_r@1"], out["t2i_r@2"]) == pytest.approx((1 / 3, 1.0))
     # i2t: a's best caption (0.8) is beaten by caption 2 (1.0); b's own caption (0) by captions 0 and 1
     assert (out["i2t_r@1"], out["i2t_r@2"], out["i2t_r@5"]) == pytest.approx((0.0, 0.5, 1.0))
+    # sparse codes (a zero row has cosine 0 with everything) give the same ranking
+    assert retrieval_recall(sparse.csr_matrix(image), sparse.csr_matrix(text), np.array(["a", "a", "b"]),
+                            ks=(1, 2, 5)) == out
 
 
 def test_direction_histogram_bins_distance_by_correlation():

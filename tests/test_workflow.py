@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -60,7 +61,7 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     assert set(table5.loc[table5["experiment"] == "exp2", "truth"]) == {"bimodal"}
     assert "W_paper" in (results / "tables/iso_table5_toy_dgp.md").read_text()
     assert '"latents": 56' in (results / "saes/synthetic/iso-exp2/sae/seed0/config.json").read_text()  # 14k, k = 4
-    cosines = pd.read_csv(results / "tables/iso_fig9_toy_cosines.csv").set_index(["experiment", "pairs"])
+    cosines = pd.read_csv(results / "tables/iso_fig9_toy_cosines.csv").set_index(["panel", "pairs"])
     assert cosines.loc[("exp1", "IT (aligned)"), "mean"] == pytest.approx(0.4, abs=1e-5)  # tau2, by construction
     assert (results / "figures/iso_fig9_toy_cosines.png").stat().st_size > 1000
     # real-VLM path on the toy dataset: 24 images x 2 captions, 1 truncated JPEG and 1 blank caption
@@ -70,7 +71,20 @@ def test_tiny_config_end_to_end(repo, tmp_path):
         assert manifest["n_pairs"] == 48 - 2 and len(manifest["shards"]) == 3
         assert manifest["metadata"]["skipped_by_side"] == {"image": 2, "text": 1}
         assert len(pd.read_csv(store / "skipped.csv")) == 3
-        assert (results / f"saes/{model}/toy-coco/topk-k2-m32-specific/seed0/alignment.npz").stat().st_size > 0
+    # evaluation suite: 2 zoo SAEs x 2 seeds per model, every table and figure
+    encoders = pd.read_csv(results / "tables/iso_table6_encoders.csv")
+    assert set(encoders["model"]) == {"toy-clip", "toy-siglip"} and encoders["recall@1"].between(0, 1).all()
+    zoo = pd.read_csv(results / "tables/iso_table3_sae_zoo.csv")
+    assert list(zoo.columns[-2:]) == ["mp", "topk-specific"]
+    rows = zoo.set_index(["model", "metric"])
+    assert rows.loc[("toy-clip", "l0"), "mp"] <= 2 and np.isfinite(rows.loc[("toy-clip", "stability"), "mp"])
+    assert np.isfinite(rows.loc[("toy-clip", "p_acc"), "mp"]) and np.isnan(rows.loc[("toy-clip", "p_acc"), "topk-specific"])
+    het = pd.read_csv(results / "tables/het_table1_retrieval.csv")
+    assert set(het["method"]) == {"mp", "topk-specific", "topk-specific + post-hoc"}
+    assert het[["i2t_r@1", "t2i_r@10", "mse"]].notna().all().all()
+    for name in ("iso_fig11_cosines", "het_fig2_directions"):
+        assert (results / f"figures/{name}.png").stat().st_size > 1000
+    assert (results / "saes/toy-clip/toy-coco/topk-specific/seed1/alignment.npz").stat().st_size > 0
     # nothing left to do afterwards
     assert "Nothing to be done" in snakemake(repo, results, "-n")
 
@@ -81,7 +95,7 @@ def test_paper_config_plans(repo):
     counts = job_counts(plan)
     assert counts["total"] == "265" and counts["theory_phases"] == "9"
     # real embeddings: 7 models x 6 datasets, extraction only; GPU declared for real models
-    assert counts["embed"] == "42" and "train_sae_real" not in counts
+    assert counts["embed"] == "42" and "train_zoo" not in counts
     assert "gpu=1" in plan.split("rule embed:")[1].split("rule ")[0]
     # ISO Table 5: 2 experiments x 3 seeds, each one dataset, one job training SAE and SAE-A, one evaluation
     assert counts["synth_iso"] == counts["train_iso_toy"] == counts["evaluate_iso_toy"] == "6"

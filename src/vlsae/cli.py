@@ -25,11 +25,11 @@ def _json(text: str) -> dict:
     return value
 
 
-def _named_path(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
-    return name, Path(path)
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
 
 
 def _read_tidy(paths):
@@ -121,13 +121,17 @@ def cmd_align(a: argparse.Namespace) -> None:
     from .sae import load_paired_sae
     from .store import EmbeddingStore
 
-    model = load_paired_sae(a.model)
-    if model.spec.arrangement != "specific":
-        raise SystemExit(f"{a.model}: post-hoc alignment needs a modality-specific SAE pair")
-    alignment = align_paired_sae(model, EmbeddingStore(a.data))
-    alignment.save(a.out)
-    log.info("matched %d live latents, mean matched correlation %.3f",
-             alignment.matched.sum(), float(alignment.matched_corr[alignment.matched].mean()))
+    if len(a.model) != len(a.out):
+        raise ValueError(f"give one --out per --model: got {len(a.model)} --model and {len(a.out)} --out")
+    store = EmbeddingStore(a.data)
+    for folder, out in zip(a.model, a.out):
+        model = load_paired_sae(folder)
+        if model.spec.arrangement == "shared":
+            log.info("%s is shared: aligning its image codes to its text codes gives its self-match rate (HET F.2)", folder)
+        alignment = align_paired_sae(model, store)
+        alignment.save(out)
+        log.info("%s: matched %d live latents, mean matched correlation %.3f", folder,
+                 alignment.matched.sum(), float(alignment.matched_corr[alignment.matched].mean()))
 
 
 def cmd_eval_het(a: argparse.Namespace) -> None:
@@ -154,6 +158,48 @@ def cmd_eval_het(a: argparse.Namespace) -> None:
     write_frame(a.out, pd.DataFrame(rows))
     for row in rows:
         log.info("%-32s %-24s %.4f", row["method"], row["metric"], row["value"])
+
+
+def cmd_eval_encoder(a: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .atomic import write_frame
+    from .metrics.real import EvalOptions, evaluate_encoder
+    from .store import EmbeddingStore
+
+    rows = [{**dict(a.tag), **row} for row in evaluate_encoder(EmbeddingStore(a.data), EvalOptions.from_dict(a.options))]
+    write_frame(a.out, pd.DataFrame(rows))
+    for row in rows:
+        log.info("%-24s %.4f", row["metric"], row["value"])
+
+
+def cmd_eval_saes(a: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .align import Alignment
+    from .atomic import write_frame
+    from .device import resolve_device
+    from .metrics.real import EvalOptions, evaluate_sae
+    from .metrics.sae import stability
+    from .sae import load_paired_sae
+    from .store import EmbeddingStore
+
+    opts, store, device = EvalOptions.from_dict(a.options), EmbeddingStore(a.data), resolve_device(a.device)
+    rows, atoms = [], {}
+    for name, seed, folder in a.run:
+        model = load_paired_sae(folder)
+        alignment = Alignment.load(Path(folder) / "alignment.npz") if (Path(folder) / "alignment.npz").exists() else None
+        log.info("%s seed %s: %s", name, seed, model.spec.slug)
+        rows += [{**dict(a.tag), "sae": name, "seed": int(seed), "spec": model.spec.slug, **row}
+                 for row in evaluate_sae(model, store, alignment, opts, device)]
+        atoms.setdefault(name, []).append((model, [c.W_dec.detach().float().cpu().numpy() for c in model.components()]))
+    for name, runs in atoms.items():
+        if len(runs) > 1:
+            signed = runs[0][0].components()[0].signed_codes
+            value = sum(stability([r[1][i] for r in runs], signed) for i in range(len(runs[0][1]))) / len(runs[0][1])
+            rows.append({**dict(a.tag), "sae": name, "seed": -1, "spec": runs[0][0].spec.slug, "metric": "stability", "value": value,
+                         "method": "", "component": "all"})
+    write_frame(a.out, pd.DataFrame(rows))
 
 
 def cmd_eval_iso(a: argparse.Namespace) -> None:
@@ -184,16 +230,50 @@ def cmd_report_iso_table5(a: argparse.Namespace) -> None:
     write_table5(table5(_read_tidy(a.metrics)), a.table, a.markdown)
 
 
-def cmd_report_iso_fig9(a: argparse.Namespace) -> None:
+def cmd_report_cosines(a: argparse.Namespace) -> None:
     from .report.iso_toy import cosine_table, pair_cosines, plot_cosines, write_cosine_table
     from .store import EmbeddingStore
 
     stores = {name: EmbeddingStore(path) for name, path in a.data}
     cosines = {name: pair_cosines(store, a.pairs) for name, store in stores.items()}
     titles = {name: f"toy DGP, {name} (tau1 = {store.metadata['tau1']:g}, tau2 = {store.metadata['tau2']:g})"
-              for name, store in stores.items()}
-    write_cosine_table(cosine_table(cosines), a.table, a.markdown)
+              if "tau1" in store.metadata else name for name, store in stores.items()}
+    write_cosine_table(cosine_table(cosines), a.table, a.markdown, a.heading)
     plot_cosines(cosines, titles, a.pdf, a.png)
+
+
+REAL_TABLES = {
+    "iso_table6": ("table6", "ISO Table 6: modality gap, recall and classification of the encoders"),
+    "iso_table3": ("table3", "ISO Table 3: metrics of the SAE zoo (mean over seeds; per-side metrics averaged)"),
+    "het_table1": ("table1", "HET Table 1: retrieval and zero-shot on latent codes, per method (mean over seeds)"),
+}
+
+
+def cmd_report_table(a: argparse.Namespace) -> None:
+    from .report import real
+
+    function, heading = REAL_TABLES[a.kind]
+    real.write_table(getattr(real, function)(_read_tidy(a.metrics)), a.table, a.markdown, heading)
+
+
+def cmd_report_het_fig2(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .align import Alignment
+    from .metrics.heterogeneity import direction_histogram
+    from .report import real
+    from .sae import load_paired_sae
+
+    histograms = {}
+    for panel, folder in a.run:
+        model, alignment = load_paired_sae(folder), Alignment.load(Path(folder) / "alignment.npz")
+        atoms = {side: model.side(side).W_dec.detach().float().numpy() for side in ("image", "text")}
+        counts = direction_histogram(atoms["image"], atoms["text"][alignment.perm], alignment.matched_corr,
+                                     real.CORR_BINS, real.DISTANCE_BINS)
+        histograms[panel] = histograms.get(panel, np.zeros_like(counts)) + counts
+    real.write_table(real.directions_table(histograms), a.table, a.markdown,
+                     "HET Fig. 2: decoder cosine distance of aligned image/text latents by coactivation correlation")
+    real.plot_directions(histograms, a.pdf, a.png)
 
 
 def cmd_report_het_fig6(a: argparse.Namespace) -> None:
@@ -315,10 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("align", help="Hungarian post-hoc alignment of a modality-specific pair")
-    s.add_argument("--model", required=True, type=Path, help="trained run folder")
-    s.add_argument("--data", required=True, type=Path, help="training store the pair was trained on")
-    s.add_argument("--out", required=True, type=Path, help="alignment.npz")
+    s = sub.add_parser("align", help="Hungarian alignment of image to text latents (post-hoc for a modality-specific pair)")
+    s.add_argument("--model", required=True, type=Path, action="append", help="trained run folder; repeatable")
+    s.add_argument("--data", required=True, type=Path, help="training store the SAEs were trained on")
+    s.add_argument("--out", required=True, type=Path, action="append", help="alignment.npz, one per --model")
     s.set_defaults(func=cmd_align)
 
     s = sub.add_parser("eval-het", help="the five synthetic metrics of HET E.3")
@@ -329,6 +409,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
     s.set_defaults(func=cmd_eval_het)
+
+    s = sub.add_parser("eval-encoder", help="encoder metrics of one store (ISO E.1, Table 6)")
+    s.add_argument("--data", required=True, type=Path, help="embedding store")
+    s.add_argument("--options", type=_json, default={}, help="evaluation options (JSON, see EvalOptions)")
+    s.add_argument("--tag", type=_key_value, action="append", default=[], help="KEY=VALUE column added to every row")
+    s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
+    s.set_defaults(func=cmd_eval_encoder)
+
+    s = sub.add_parser("eval-saes", help="SAE, modality and HET metrics of trained SAEs on one store (ISO E.2, HET §6.2)")
+    s.add_argument("--data", required=True, type=Path, help="evaluation store")
+    s.add_argument("--run", required=True, nargs=3, action="append", metavar=("NAME", "SEED", "FOLDER"),
+                   help="a trained SAE (its folder may hold alignment.npz); repeatable, seeds of a name give stability")
+    s.add_argument("--options", type=_json, default={}, help="evaluation options (JSON, see EvalOptions)")
+    s.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
+    s.add_argument("--tag", type=_key_value, action="append", default=[], help="KEY=VALUE column added to every row")
+    s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
+    s.set_defaults(func=cmd_eval_saes)
 
     s = sub.add_parser("eval-iso", help="ISO Table 5 metrics (W, mma, R2, L0) of shared SAEs on the toy DGP")
     s.add_argument("--model", required=True, type=Path, action="append", help="trained run folder; repeatable")
@@ -346,12 +443,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--markdown", required=True, help="markdown summary to write")
     s.set_defaults(func=cmd_report_iso_table5)
 
-    s = sub.add_parser("report-iso-fig9", help="ISO Fig. 9 cosine histograms of the toy DGP")
-    s.add_argument("--data", required=True, type=_named_path, action="append",
-                   help="NAME=STORE: an evaluation store per panel, e.g. exp1=results/.../eval; repeatable")
+    s = sub.add_parser("report-cosines", help="cosine histograms of stores (ISO Fig. 9 on the toy DGP, Fig. 11 on VLMs)")
+    s.add_argument("--data", required=True, type=_key_value, action="append",
+                   help="NAME=STORE: a store per panel, e.g. exp1=results/.../eval; repeatable")
     s.add_argument("--pairs", type=int, default=5000, help="pairs of each type to draw")
+    s.add_argument("--heading", default="ISO Fig. 9: cosine similarities of the toy DGP", help="markdown title")
     _report_outputs(s)
-    s.set_defaults(func=cmd_report_iso_fig9)
+    s.set_defaults(func=cmd_report_cosines)
+
+    s = sub.add_parser("report-table", help="a real-data table (ISO Tables 3 and 6, HET Table 1) from tidy metrics")
+    s.add_argument("metrics", nargs="+", type=Path)
+    s.add_argument("--kind", required=True, choices=sorted(REAL_TABLES))
+    s.add_argument("--table", required=True, help="csv table to write")
+    s.add_argument("--markdown", required=True, help="markdown copy to write")
+    s.set_defaults(func=cmd_report_table)
+
+    s = sub.add_parser("report-het-fig2", help="HET Fig. 2 from aligned modality-specific pairs")
+    s.add_argument("--run", required=True, nargs=2, action="append", metavar=("PANEL", "FOLDER"),
+                   help="a trained pair with alignment.npz; runs of one panel (e.g. seeds) are pooled")
+    _report_outputs(s)
+    s.set_defaults(func=cmd_report_het_fig2)
 
     s = sub.add_parser("report-het-fig5", help="HET Fig. 5 table and figure from tidy metrics")
     s.add_argument("metrics", nargs="+", type=Path)

@@ -207,6 +207,16 @@ class EmbeddingStore:
             raise ValueError(f"shard {index} of {self.root}: image and text rows do not pair up by pair_id")
         return PairBatch(sides["image"][0], sides["image"][1], sides["text"][1])
 
+    def source_ids(self, modality: str) -> np.ndarray:
+        """``source_id`` of every pair's ``modality`` row, in pair order (e.g. image files, ImageNet labels)."""
+        parts = []
+        for shard in self.manifest["shards"]:
+            table = pq.read_table(self.root / shard["file"], columns=["pair_id", "modality", "source_id"],
+                                  filters=[("modality", "=", modality)])
+            order = np.argsort(table["pair_id"].to_numpy(), kind="stable")
+            parts.append(table["source_id"].to_numpy(zero_copy_only=False)[order])
+        return np.concatenate(parts) if parts else np.array([], dtype=object)
+
     def iter_shards(self) -> Iterator[PairBatch]:
         for i in range(len(self.manifest["shards"])):
             yield self.read_shard(i)

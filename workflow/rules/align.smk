@@ -1,4 +1,5 @@
-# Hungarian post-hoc alignment: one permutation per trained modality-specific pair (HET §5).
+# Hungarian alignment: one permutation per trained SAE, on its training data (HET §5). For a
+# modality-specific pair it is the post-hoc alignment; for a shared SAE it gives the self-match rate (HET F.2).
 
 
 rule align_synthetic:
@@ -23,23 +24,24 @@ rule align_synthetic:
         "vlsae --threads {threads} align --model {params.folder} --data {input.data} --out {output} > {log} 2>&1"
 
 
-rule align_real:
+rule align_zoo:
     input:
-        weights=rules.train_sae_real.output.weights,
+        weights=rules.train_zoo.output.weights,
         data=rules.embed.output[0],
     output:
-        f"{RESULTS}/saes/{{model}}/{{dataset}}/{REAL_SAE.slug}/seed{{seed}}/alignment.npz",
+        [f"{real_sae_folder('{model}', '{dataset}', name, '{seed}')}/alignment.npz" for name in ZOO],
     params:
-        folder=subpath(input.weights, parent=True),
+        runs=lambda wildcards, output: " ".join(f"--model {os.path.dirname(path)} --out {path}" for path in output),
     log:
-        f"{RESULTS}/logs/align/{{model}}-{{dataset}}/{REAL_SAE.slug}-seed{{seed}}.log",
+        f"{RESULTS}/logs/align/{{model}}-{{dataset}}/zoo-seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/align/{{model}}-{{dataset}}/{REAL_SAE.slug}-seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/align/{{model}}-{{dataset}}/zoo-seed{{seed}}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
     resources:
+        gpu=model_gpus,
         mem_mb=8000,
-        runtime=30,
+        runtime=60,
     shell:
-        "vlsae --threads {threads} align --model {params.folder} --data {input.data} --out {output} > {log} 2>&1"
+        "vlsae --threads {threads} align --data {input.data} {params.runs} > {log} 2>&1"

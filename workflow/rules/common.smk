@@ -23,16 +23,19 @@ ISO = config["iso_toy"]
 MODELS = config["models"]
 DATASETS = config["datasets"]
 EMBED = config["embeddings"]
+REAL = config["real_saes"]
 
 DOWNLOADS = config["downloads"]
 DOWNLOADED = "resources/downloads"
 
-for key, names, registry in (("models", EMBED["models"], MODELS), ("datasets", EMBED["datasets"], DATASETS),
-                             *((f"datasets.{d}.download", DATASETS[d]["download"], DOWNLOADS) for d in DATASETS)):
+_REFERENCES = [("embeddings.models", EMBED["models"], MODELS), ("embeddings.datasets", EMBED["datasets"], DATASETS),
+               *((f"datasets.{d}.download", DATASETS[d]["download"], DOWNLOADS) for d in DATASETS)]
+if REAL["enabled"]:
+    _REFERENCES += [(f"real_saes.{key}", REAL[key], EMBED["datasets"]) for key in ("train_on", "evaluate_on")]
+for key, names, registry in _REFERENCES:
     unknown = sorted(set(names) - set(registry))
     if unknown:
-        where = key if "." in key else f"embeddings.{key}"
-        raise ValueError(f"config key {where}: {unknown} not defined (defined: {sorted(registry)})")
+        raise ValueError(f"config key {key}: {unknown} not defined (defined: {sorted(registry)})")
 if "synthetic" in MODELS:
     raise ValueError("config key models.synthetic: the name `synthetic` is reserved for the synthetic stores")
 
@@ -72,11 +75,14 @@ wildcard_constraints:
     seed=r"\d+",
     sae_id=_one_of(SAE_SPECS),
     experiment=_one_of(ISO["experiments"]),
+    eval_dataset=_one_of(DATASETS),
 
 
 # Real embeddings: store paths, the toy resources they need, and the SAE pair trained on each.
 TOY = f"{RESULTS}/toy"
-REAL_SAE = SAESpec(**{**EMBED["sae"], "arrangement": "specific"})
+ZOO = {entry["name"]: SAESpec(**entry["sae"]) for entry in REAL["zoo"]}
+if len(ZOO) < len(REAL["zoo"]):
+    raise ValueError(f"config key real_saes.zoo: names must be unique, got {[e['name'] for e in REAL['zoo']]}")
 
 
 def toy_model_folder(toy):
@@ -116,15 +122,77 @@ def downloaded(wildcards):
     return expand(rules.unpack.output[0], archive=DATASETS[wildcards.dataset].get("download", []))
 
 
-def embed_gpus(wildcards):
+def model_gpus(wildcards):
+    """GPUs a job on this model's embeddings asks for: none for the toy models."""
     return 0 if "toy" in MODELS[wildcards.model] else 1
 
 
+def real_sae_folder(model, dataset, name, seed):
+    return f"{RESULTS}/saes/{model}/{dataset}/{name}/seed{seed}"
+
+
+def zoo_train_args(wildcards, output):
+    """One ``--sae SPEC --out FOLDER`` per zoo member: the whole zoo trains in one pass over the store."""
+    return " ".join(f"--sae '{json.dumps(asdict(ZOO[name]))}' --out {os.path.dirname(weights)}"
+                    for name, weights in zip(ZOO, output.weights))
+
+
+ZOO_RUNS = [(name, seed) for name in ZOO for seed in REAL["seeds"]]
+
+
+def zoo_alignments(wildcards):
+    """Every trained zoo SAE of one (model, training dataset), marked complete by its alignment."""
+    return [f"{real_sae_folder(wildcards.model, wildcards.dataset, name, seed)}/alignment.npz" for name, seed in ZOO_RUNS]
+
+
+def zoo_run_args(wildcards):
+    return " ".join(f"--run {name} {seed} {real_sae_folder(wildcards.model, wildcards.dataset, name, seed)}"
+                    for name, seed in ZOO_RUNS)
+
+
+def encoder_metric_files():
+    return expand(rules.evaluate_encoder.output[0], model=EMBED["models"], dataset=REAL["evaluate_on"])
+
+
+def sae_metric_files():
+    return expand(rules.evaluate_saes.output[0], model=EMBED["models"], dataset=REAL["train_on"],
+                  eval_dataset=REAL["evaluate_on"])
+
+
+def real_fig11_stores():
+    """One panel per model: its store of the first evaluation dataset."""
+    if not (REAL["enabled"] and REAL["evaluate_on"]):
+        return {}
+    return {m: rules.embed.output[0].format(model=m, dataset=REAL["evaluate_on"][0]) for m in EMBED["models"]}
+
+
+def _fig2_runs():
+    """(panel, alignment) of every modality-specific zoo pair: one panel per model and zoo name, seeds pooled."""
+    return [(f"{model}/{name}", f"{real_sae_folder(model, dataset, name, seed)}/alignment.npz")
+            for model in EMBED["models"] for dataset in REAL["train_on"] for name, spec in ZOO.items()
+            if spec.arrangement == "specific" for seed in REAL["seeds"]]
+
+
+def fig2_alignments():
+    return [path for _, path in _fig2_runs()]
+
+
+def fig2_panels():
+    return [panel for panel, _ in _fig2_runs()]
+
+
+def real_report_targets():
+    """Tables and figures of the evaluation suite."""
+    stems = ["tables/iso_table6_encoders", "tables/iso_table3_sae_zoo", "tables/het_table1_retrieval"]
+    figures = ["figures/iso_fig11_cosines"] + (["figures/het_fig2_directions"] if fig2_alignments() else [])
+    return [f"{RESULTS}/{stem}.{ext}" for stem in stems for ext in ("csv", "md")] + \
+        [f"{RESULTS}/{stem}.{ext}" for stem in figures for ext in ("pdf", "png")]
+
+
 def real_targets():
-    """Every configured store, and the aligned SAE pair trained on each when asked."""
-    if EMBED["train_sae"]:
-        return expand(rules.align_real.output[0], model=EMBED["models"], dataset=EMBED["datasets"], seed=EMBED["seeds"])
-    return expand(rules.embed.output[0], model=EMBED["models"], dataset=EMBED["datasets"])
+    """Every configured store, and the evaluation suite's reports when the zoo is enabled."""
+    stores = expand(rules.embed.output[0], model=EMBED["models"], dataset=EMBED["datasets"])
+    return stores + (real_report_targets() if REAL["enabled"] and ZOO else [])
 
 
 def sae_json(wildcards):

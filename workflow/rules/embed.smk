@@ -117,7 +117,7 @@ rule embed:
         "../../environment.yml"
     threads: EMBED["workers"] + 1
     resources:
-        gpu=embed_gpus,
+        gpu=model_gpus,
         mem_mb=16000,
         runtime=24 * 60,
     shell:

@@ -69,3 +69,53 @@ rule evaluate_iso_toy:
         "vlsae --threads {threads} eval-iso {params.models} --data {input.data}"
         " --ground-truth {input.ground_truth} --truth {params.truth} --experiment {wildcards.experiment}"
         " --seed {wildcards.seed} --out {output} > {log} 2>&1"
+
+
+rule evaluate_encoder:
+    input:
+        rules.embed.output[0],
+    output:
+        f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/encoder.parquet",
+    params:
+        folder=subpath(input[0], parent=True),
+        options=json.dumps(REAL["evaluation"]),
+    log:
+        f"{RESULTS}/logs/evaluate/{{model}}-{{dataset}}/encoder.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{model}}-{{dataset}}/encoder.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    shell:
+        "vlsae --threads {threads} eval-encoder --data {params.folder} --options '{params.options}'"
+        " --tag model={wildcards.model} --tag dataset={wildcards.dataset} --out {output} > {log} 2>&1"
+
+
+rule evaluate_saes:
+    input:
+        alignments=zoo_alignments,
+        data=f"{RESULTS}/embeddings/{{model}}/{{eval_dataset}}/manifest.json",
+    output:
+        f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/saes-on-{{eval_dataset}}.parquet",
+    params:
+        folder=subpath(input.data, parent=True),
+        runs=zoo_run_args,
+        options=json.dumps(REAL["evaluation"]),
+    log:
+        f"{RESULTS}/logs/evaluate/{{model}}-{{dataset}}/saes-on-{{eval_dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{model}}-{{dataset}}/saes-on-{{eval_dataset}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        gpu=model_gpus,
+        mem_mb=16000,
+        runtime=4 * 60,
+    shell:
+        "vlsae --threads {threads} eval-saes --data {params.folder} {params.runs} --options '{params.options}'"
+        " --tag model={wildcards.model} --tag dataset={wildcards.dataset} --tag eval_dataset={wildcards.eval_dataset}"
+        " --out {output} > {log} 2>&1"

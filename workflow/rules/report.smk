@@ -114,5 +114,79 @@ rule report_iso_fig9:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-iso-fig9 {params.data} --pairs {params.pairs} --table {output.table}"
+        "vlsae report-cosines {params.data} --pairs {params.pairs} --table {output.table}"
         " --markdown {output.markdown} --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+
+
+rule report_real_table:
+    input:
+        lambda wildcards: encoder_metric_files() if wildcards.table == "iso_table6" else sae_metric_files(),
+    output:
+        table=report(f"{RESULTS}/tables/{{table}}_{{stem}}.csv", caption="../report/real_tables.rst", category="Real data"),
+        markdown=f"{RESULTS}/tables/{{table}}_{{stem}}.md",
+    wildcard_constraints:
+        table="iso_table6|iso_table3|het_table1",
+        stem="encoders|sae_zoo|retrieval",
+    log:
+        f"{RESULTS}/logs/report/{{table}}_{{stem}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/{{table}}_{{stem}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae report-table {input} --kind {wildcards.table} --table {output.table} --markdown {output.markdown} > {log} 2>&1"
+
+
+rule report_iso_fig11:
+    input:
+        **real_fig11_stores(),
+    output:
+        table=f"{RESULTS}/tables/iso_fig11_cosines.csv",
+        markdown=f"{RESULTS}/tables/iso_fig11_cosines.md",
+        pdf=f"{RESULTS}/figures/iso_fig11_cosines.pdf",
+        png=report(f"{RESULTS}/figures/iso_fig11_cosines.png", caption="../report/iso_fig11.rst", category="Real data"),
+    params:
+        data=lambda wildcards, input: " ".join(f"--data {name}={os.path.dirname(path)}" for name, path in input.items()),
+        pairs=REAL["evaluation"]["sample_pairs"],
+    log:
+        f"{RESULTS}/logs/report/iso_fig11_cosines.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/iso_fig11_cosines.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae report-cosines {params.data} --pairs {params.pairs} --heading 'ISO Fig. 11: cosine similarities of the encoders'"
+        " --table {output.table} --markdown {output.markdown} --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+
+
+rule report_het_fig2:
+    input:
+        fig2_alignments(),
+    output:
+        table=f"{RESULTS}/tables/het_fig2_directions.csv",
+        markdown=f"{RESULTS}/tables/het_fig2_directions.md",
+        pdf=f"{RESULTS}/figures/het_fig2_directions.pdf",
+        png=report(f"{RESULTS}/figures/het_fig2_directions.png", caption="../report/het_fig2.rst", category="Real data"),
+    params:
+        runs=lambda wildcards, input: " ".join(f"--run {panel} {os.path.dirname(path)}" for panel, path in zip(fig2_panels(), input)),
+    log:
+        f"{RESULTS}/logs/report/het_fig2_directions.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/het_fig2_directions.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae report-het-fig2 {params.runs} --table {output.table} --markdown {output.markdown}"
+        " --pdf {output.pdf} --png {output.png} > {log} 2>&1"

@@ -51,25 +51,25 @@ rule train_iso_toy:
         " --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"
 
 
-rule train_sae_real:
+rule train_zoo:
     input:
         data=rules.embed.output[0],
     output:
-        weights=f"{RESULTS}/saes/{{model}}/{{dataset}}/{REAL_SAE.slug}/seed{{seed}}/model.safetensors",
+        weights=[f"{real_sae_folder('{model}', '{dataset}', name, '{seed}')}/model.safetensors" for name in ZOO],
     params:
-        sae=json.dumps(asdict(REAL_SAE)),
-        training=json.dumps(EMBED["training"]),
-        folder=subpath(output.weights, parent=True),
+        runs=zoo_train_args,
+        training=json.dumps(REAL["training"]),
     log:
-        f"{RESULTS}/logs/train/{{model}}-{{dataset}}/{REAL_SAE.slug}-seed{{seed}}.log",
+        f"{RESULTS}/logs/train/{{model}}-{{dataset}}/zoo-seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{model}}-{{dataset}}/{REAL_SAE.slug}-seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/train/{{model}}-{{dataset}}/zoo-seed{{seed}}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
     resources:
+        gpu=model_gpus,
         mem_mb=8000,
-        runtime=120,
+        runtime=12 * 60,
     shell:
-        "vlsae --threads {threads} train --data {input.data} --out {params.folder}"
-        " --sae '{params.sae}' --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"
+        "vlsae --threads {threads} train --data {input.data} {params.runs}"
+        " --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"

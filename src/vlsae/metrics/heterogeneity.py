@@ -12,13 +12,27 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 from .dictionary import _unit_rows
 
 
+def _normalised(m):
+    """Unit rows of a dense array or a scipy sparse matrix (zero rows stay zero)."""
+    if not sparse.issparse(m):
+        return _unit_rows(m).astype(np.float32)
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(1)).ravel())
+    return sparse.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ sparse.csr_matrix(m)
+
+
+def _similarity(texts, images) -> np.ndarray:
+    sim = texts @ images.T
+    return sim.toarray() if sparse.issparse(sim) else sim
+
+
 def retrieval_recall(image: np.ndarray, text: np.ndarray, image_ids: np.ndarray, ks=(1, 5, 10),
                      chunk: int = 4096) -> dict[str, float]:
-    """Pairs ``(image[i], text[i])`` where ``image_ids[i]`` names the image (repeated per caption).
+    """Pairs ``(image[i], text[i])`` (dense or scipy sparse rows) where ``image_ids[i]`` names the image.
 
     Images are deduplicated. ``i2t R@k``: share of images with at least one of their captions among
     the ``k`` captions of highest cosine; ``t2i R@k``: share of captions whose image is among the
@@ -26,19 +40,20 @@ def retrieval_recall(image: np.ndarray, text: np.ndarray, image_ids: np.ndarray,
     with everything.
     """
     ids, first, owner = np.unique(np.asarray(image_ids), return_index=True, return_inverse=True)
-    images, texts = _unit_rows(image[first]).astype(np.float32), _unit_rows(text).astype(np.float32)
+    images, texts = _normalised(image[first]), _normalised(text)
     out = {}
     best_own_caption = np.full(len(ids), -np.inf, dtype=np.float32)  # per image: its best caption's rank score
     i2t_rank = np.zeros(len(ids), dtype=np.int64)
-    t2i_rank = np.empty(len(texts), dtype=np.int64)
-    for start in range(0, len(texts), chunk):
-        sim = texts[start:start + chunk] @ images.T                              # captions x images
+    n_texts = texts.shape[0]
+    t2i_rank = np.empty(n_texts, dtype=np.int64)
+    for start in range(0, n_texts, chunk):
+        sim = _similarity(texts[start:start + chunk], images)                  # captions x images
         rows = np.arange(len(sim))
         own = sim[rows, owner[start:start + chunk]]
         t2i_rank[start:start + chunk] = (sim > own[:, None]).sum(1)
         np.maximum.at(best_own_caption, owner[start:start + chunk], own)
-    for start in range(0, len(texts), chunk):
-        sim = texts[start:start + chunk] @ images.T
+    for start in range(0, n_texts, chunk):
+        sim = _similarity(texts[start:start + chunk], images)
         i2t_rank += (sim > best_own_caption[None, :]).sum(0)                       # captions beating the best own one
     for k in ks:
         out[f"i2t_r@{k}"] = float((i2t_rank < k).mean())

@@ -77,13 +77,13 @@ def pair_cosines(store: EmbeddingStore, n: int, seed: int = 0) -> dict[str, np.n
 
 def cosine_table(cosines: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
     """Mean and std of each pair type's cosines, per experiment."""
-    return pd.DataFrame([{"experiment": e, "pairs": p, "mean": float(c.mean()), "std": float(c.std()), "n": len(c)}
+    return pd.DataFrame([{"panel": e, "pairs": p, "mean": float(c.mean()), "std": float(c.std()), "n": len(c)}
                          for e, by_type in cosines.items() for p, c in by_type.items()])
 
 
-def write_cosine_table(table: pd.DataFrame, csv_path: str, md_path: str) -> None:
+def write_cosine_table(table: pd.DataFrame, csv_path: str, md_path: str, heading: str) -> None:
     write_frame(csv_path, table)
-    write_text(md_path, "# ISO Fig. 9: cosine similarities of the toy DGP\n\n"
+    write_text(md_path, f"# {heading}\n\n"
                + table.to_markdown(index=False, floatfmt=".3f") + "\n")
 
 
