@@ -38,6 +38,22 @@ def bimodal_mask(mu: np.ndarray, tau: float = 0.05) -> np.ndarray:
 
 
 @torch.no_grad()
+def stump_accuracy(values: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """Per column of ``values`` (``N x c``), the accuracy of the best threshold separating the rows
+    where ``positive`` is 1 from the others, in either orientation (so in [0.5, 1]). A threshold can
+    only fall between distinct values: tied rows are never split."""
+    n, n_positive = len(values), float(positive.sum())
+    sorted_values, order = values.sort(0)
+    labels = positive[order]
+    below = torch.cat([torch.zeros(1, labels.shape[1]), labels.cumsum(0)])      # positives among the first p rows
+    negatives_below = torch.arange(n + 1)[:, None] - below
+    acc = (negatives_below + (n_positive - below)) / n                            # "positive" above the split
+    edge = torch.ones(1, labels.shape[1], dtype=torch.bool)
+    valid = torch.cat([edge, sorted_values[1:] > sorted_values[:-1], edge])
+    return torch.where(valid, torch.maximum(acc, 1 - acc), 0.5).max(0).values
+
+
+@torch.no_grad()
 def probe_accuracy(atoms: np.ndarray, image: np.ndarray, text: np.ndarray, chunk: int = 512) -> np.ndarray:
     """Accuracy of each atom as a linear probe for the modality of an embedding.
 
@@ -46,19 +62,9 @@ def probe_accuracy(atoms: np.ndarray, image: np.ndarray, text: np.ndarray, chunk
     """
     x = torch.from_numpy(np.concatenate([image, text]).astype(np.float32))
     is_image = torch.cat([torch.ones(len(image)), torch.zeros(len(text))])
-    n, n_image = len(x), float(len(image))
-    out = []
-    for start in range(0, len(atoms), chunk):
-        proj = x @ torch.from_numpy(np.asarray(atoms[start:start + chunk], dtype=np.float32)).T  # N x c
-        values, order = proj.sort(0)                                             # ascending projections
-        labels = is_image[order]
-        images_below = torch.cat([torch.zeros(1, labels.shape[1]), labels.cumsum(0)])  # split after p rows
-        texts_below = torch.arange(n + 1)[:, None] - images_below
-        acc = (texts_below + (n_image - images_below)) / n                       # "image" above the split
-        edge = torch.ones(1, labels.shape[1], dtype=torch.bool)
-        valid = torch.cat([edge, values[1:] > values[:-1], edge])                # a threshold cannot split ties
-        out.append(torch.where(valid, torch.maximum(acc, 1 - acc), 0.5).max(0).values.double().numpy())
-    return np.concatenate(out)
+    return np.concatenate([
+        stump_accuracy(x @ torch.from_numpy(np.asarray(atoms[start:start + chunk], dtype=np.float32)).T, is_image)
+        .double().numpy() for start in range(0, len(atoms), chunk)])
 
 
 def probing_score(accuracy: np.ndarray, bimodal: np.ndarray, total_energy: np.ndarray) -> float:
