@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vlsae.metrics.real import EvalOptions, evaluate_encoder, evaluate_sae
+from vlsae.metrics.real import EvalOptions, EvalSet, evaluate_encoder, evaluate_sae
 from vlsae.sae import PairedSAE, SAESpec
 from vlsae.store import EmbeddingStore, write_manifest, write_shard
 
@@ -29,7 +29,8 @@ def _values(rows, method=""):
 
 
 def test_encoder_metrics_on_a_perfect_encoder(imagenet_store):
-    m = _values(evaluate_encoder(imagenet_store, EvalOptions(sample_pairs=8), progress=False))
+    opts = EvalOptions(sample_pairs=8)
+    m = _values(evaluate_encoder(EvalSet.read(imagenet_store, opts), opts, progress=False))
     assert m["zero_shot@1"] == 1.0 and m["linear_probe"] == 1.0      # probe: even rows train, odd rows test
     assert m["recall@1"] == 1.0                                      # tied duplicates count as hits
     assert m["gap_dim"] == 0.0 and m["gap_wasserstein"] == 0.0 and m["cosine_IT (aligned)"] == 1.0
@@ -40,7 +41,8 @@ def test_sae_metrics_of_an_identity_dictionary(imagenet_store):
     with torch.no_grad():
         for p in (model.side("image").W_enc, model.side("image").W_dec):
             p.copy_(torch.eye(4))
-    m = _values(evaluate_sae(model, imagenet_store, None, EvalOptions(sample_pairs=8), torch.device("cpu"), progress=False))
+    opts = EvalOptions(sample_pairs=8)
+    m = _values(evaluate_sae(model, EvalSet.read(imagenet_store, opts), None, opts, torch.device("cpu"), progress=False))
     # codes equal the embeddings: exact reconstruction, one unit latent per sample
     assert (m["mse"], m["r2"], m["l0"], m["l1"]) == pytest.approx((0, 1, 1, 1))
     assert m["zero_shot@1"] == 1.0

@@ -164,40 +164,44 @@ def cmd_eval_encoder(a: argparse.Namespace) -> None:
     import pandas as pd
 
     from .atomic import write_frame
-    from .metrics.real import EvalOptions, evaluate_encoder
+    from .metrics.real import EvalOptions, EvalSet, evaluate_encoder
     from .store import EmbeddingStore
 
-    rows = [{**dict(a.tag), **row} for row in evaluate_encoder(EmbeddingStore(a.data), EvalOptions.from_dict(a.options))]
+    opts = EvalOptions.from_dict(a.options)
+    rows = [{**dict(a.tag), **row} for row in evaluate_encoder(EvalSet.read(EmbeddingStore(a.data), opts), opts)]
     write_frame(a.out, pd.DataFrame(rows))
     for row in rows:
         log.info("%-24s %.4f", row["metric"], row["value"])
 
 
 def cmd_eval_saes(a: argparse.Namespace) -> None:
+    import numpy as np
     import pandas as pd
 
     from .align import Alignment
     from .atomic import write_frame
     from .device import resolve_device
-    from .metrics.real import EvalOptions, evaluate_sae
+    from .metrics.real import EvalOptions, EvalSet, evaluate_sae
     from .metrics.sae import stability
     from .sae import load_paired_sae
     from .store import EmbeddingStore
 
-    opts, store, device = EvalOptions.from_dict(a.options), EmbeddingStore(a.data), resolve_device(a.device)
-    rows, atoms = [], {}
+    opts, device = EvalOptions.from_dict(a.options), resolve_device(a.device)
+    data = EvalSet.read(EmbeddingStore(a.data), opts)
+    rows, dictionaries = [], {}  # name -> (spec, signed codes, per seed: one dictionary per component)
     for name, seed, folder in a.run:
         model = load_paired_sae(folder)
         alignment = Alignment.load(Path(folder) / "alignment.npz") if (Path(folder) / "alignment.npz").exists() else None
         log.info("%s seed %s: %s", name, seed, model.spec.slug)
         rows += [{**dict(a.tag), "sae": name, "seed": int(seed), "spec": model.spec.slug, **row}
-                 for row in evaluate_sae(model, store, alignment, opts, device)]
-        atoms.setdefault(name, []).append((model, [c.W_dec.detach().float().cpu().numpy() for c in model.components()]))
-    for name, runs in atoms.items():
-        if len(runs) > 1:
-            signed = runs[0][0].components()[0].signed_codes
-            value = sum(stability([r[1][i] for r in runs], signed) for i in range(len(runs[0][1]))) / len(runs[0][1])
-            rows.append({**dict(a.tag), "sae": name, "seed": -1, "spec": runs[0][0].spec.slug, "metric": "stability", "value": value,
+                 for row in evaluate_sae(model, data, alignment, opts, device)]
+        components = model.components()
+        dictionaries.setdefault(name, (model.spec, components[0].signed_codes, []))[2].append(
+            [c.W_dec.detach().float().cpu().numpy() for c in components])
+    for name, (spec, signed, seeds) in dictionaries.items():
+        if len(seeds) > 1:  # mean over components of the stability across seeds
+            value = float(np.mean([stability(list(per_component), signed) for per_component in zip(*seeds)]))
+            rows.append({**dict(a.tag), "sae": name, "seed": -1, "spec": spec.slug, "metric": "stability", "value": value,
                          "method": "", "component": "all"})
     write_frame(a.out, pd.DataFrame(rows))
 

@@ -131,10 +131,13 @@ def real_sae_folder(model, dataset, name, seed):
     return f"{RESULTS}/saes/{model}/{dataset}/{name}/seed{seed}"
 
 
+def train_args(specs, weights):
+    """One ``--sae SPEC --out FOLDER`` per SAE: all of them train in one pass over the data."""
+    return " ".join(f"--sae '{json.dumps(asdict(spec))}' --out {os.path.dirname(path)}" for spec, path in zip(specs, weights))
+
+
 def zoo_train_args(wildcards, output):
-    """One ``--sae SPEC --out FOLDER`` per zoo member: the whole zoo trains in one pass over the store."""
-    return " ".join(f"--sae '{json.dumps(asdict(ZOO[name]))}' --out {os.path.dirname(weights)}"
-                    for name, weights in zip(ZOO, output.weights))
+    return train_args(ZOO.values(), output.weights)
 
 
 ZOO_RUNS = [(name, seed) for name in ZOO for seed in REAL["seeds"]]
@@ -208,10 +211,9 @@ def iso_dgp_json(wildcards):
 
 
 def iso_train_args(wildcards, output):
-    """One ``--sae SPEC --out FOLDER`` per model: SAE and SAE-A train in one pass over the data."""
+    """SAE and SAE-A of one experiment, in one pass."""
     models = iso_models(wildcards.experiment)
-    return " ".join(f"--sae '{json.dumps(asdict(models[name]))}' --out {os.path.dirname(weights)}"
-                    for name, weights in zip(ISO_MODEL_NAMES, output.weights))
+    return train_args([models[name] for name in ISO_MODEL_NAMES], output.weights)
 
 
 def alignment_if_specific(wildcards):

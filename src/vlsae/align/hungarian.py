@@ -23,6 +23,11 @@ from ..sae import PairedSAE
 from ..store import EmbeddingStore
 
 
+def sparse_cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a^T b`` (float64) for sparse codes: a sparse product costs O(B k^2), not O(B m^2)."""
+    return (sparse.csr_matrix(a, dtype=np.float64).T @ sparse.csr_matrix(b, dtype=np.float64)).toarray()
+
+
 @dataclass
 class CoactivationStats:
     """Streaming first and second moments of paired codes (float64 accumulators)."""
@@ -45,8 +50,7 @@ class CoactivationStats:
         self.sum_text += z_text.sum(0)
         self.sumsq_image += (z_image.astype(np.float64) ** 2).sum(0)
         self.sumsq_text += (z_text.astype(np.float64) ** 2).sum(0)
-        # codes are sparse (k of m non-zero): a sparse product costs O(B k^2), not O(B m^2)
-        self.cross += (sparse.csr_matrix(z_image, dtype=np.float64).T @ sparse.csr_matrix(z_text, dtype=np.float64)).toarray()
+        self.cross += sparse_cross(z_image, z_text)
 
     @property
     def live_image(self) -> np.ndarray:

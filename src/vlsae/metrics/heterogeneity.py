@@ -17,8 +17,8 @@ from scipy import sparse
 from .dictionary import _unit_rows
 
 
-def _normalised(m):
-    """Unit rows of a dense array or a scipy sparse matrix (zero rows stay zero)."""
+def normalised(m):
+    """Unit rows (float32) of a dense array or a scipy sparse matrix (zero rows stay zero)."""
     if not sparse.issparse(m):
         return _unit_rows(m).astype(np.float32)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(1)).ravel())
@@ -40,7 +40,7 @@ def retrieval_recall(image: np.ndarray, text: np.ndarray, image_ids: np.ndarray,
     with everything.
     """
     ids, first, owner = np.unique(np.asarray(image_ids), return_index=True, return_inverse=True)
-    images, texts = _normalised(image[first]), _normalised(text)
+    images, texts = normalised(image[first]), normalised(text)
     out = {}
     best_own_caption = np.full(len(ids), -np.inf, dtype=np.float32)  # per image: its best caption's rank score
     i2t_rank = np.zeros(len(ids), dtype=np.int64)

@@ -20,12 +20,14 @@ import torch
 from scipy import sparse
 from tqdm import tqdm
 
-from ..align import Alignment
+from ..align import Alignment, CoactivationStats
+from ..align.hungarian import sparse_cross
 from ..sae import PairedSAE
 from ..sae.base import Code
-from ..store import EmbeddingStore
+from ..store import EmbeddingStore, PairBatch
 from ..strict import from_dict
 from . import encoder, heterogeneity, modality, sae as general
+from .heterogeneity import normalised
 
 SIDES = ("image", "text")
 
@@ -47,73 +49,85 @@ class EvalOptions:
         return from_dict(cls, data, "evaluation options")
 
 
-def _head(store: EmbeddingStore, n: int):
+def _head(store: EmbeddingStore, n: int) -> PairBatch:
     return next(store.iter_batches(min(n, len(store))))
 
 
-def _labels(store: EmbeddingStore) -> np.ndarray | None:
-    """Class labels of an ImageNet-format store (its text side is the class prompt ensemble)."""
-    if store.metadata.get("dataset", {}).get("format") != "imagenet":
-        return None
-    return store.source_ids("text")
+@dataclass
+class EvalSet:
+    """What every evaluation of one store shares, read once: the modality means, the first
+    ``sample_pairs`` pairs and, by store format, the COCO-protocol retrieval pairs with their image
+    ids or the ImageNet labels with one class embedding per class (the text side of an
+    ImageNet-format store is the class's prompt ensemble)."""
+
+    store: EmbeddingStore
+    means: np.ndarray
+    head: PairBatch
+    retrieval: PairBatch | None = None
+    image_ids: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    classes: np.ndarray | None = None
+    class_embeddings: np.ndarray | None = None
+
+    @classmethod
+    def read(cls, store: EmbeddingStore, opts: EvalOptions) -> "EvalSet":
+        sums = np.zeros((2, store.dim))
+        for batch in store.iter_batches(opts.batch_size):
+            sums += np.stack([batch.image.sum(0), batch.text.sum(0)])
+        data = cls(store, sums / len(store), _head(store, opts.sample_pairs))
+        if store.metadata.get("dataset", {}).get("format") == "imagenet":
+            data.labels = store.source_ids("text")
+            data.classes, first = np.unique(data.labels, return_index=True)
+            data.class_embeddings = _text_rows(store, first, opts.batch_size)
+        else:
+            data.retrieval = _head(store, opts.retrieval_pairs)
+            data.image_ids = store.source_ids("image")[:len(data.retrieval)]
+        return data
+
+    def zero_shot(self, embed_images, class_vectors: np.ndarray, batch_size: int) -> dict[str, float]:
+        """Zero-shot top-1 and top-5 over the whole store, images mapped by ``embed_images`` and
+        classes given by ``class_vectors`` (rows in ``classes`` order); cosine scores."""
+        correct, start, classes = {1: 0.0, 5: 0.0}, 0, normalised(class_vectors)
+        for batch in self.store.iter_batches(batch_size):
+            images, labels = normalised(embed_images(batch.image)), self.labels[start:start + len(batch)]
+            for k in correct:
+                correct[k] += encoder.zero_shot_accuracy(images, labels, classes, self.classes, k) * len(batch)
+            start += len(batch)
+        return {f"zero_shot@{k}": c / len(self.store) for k, c in correct.items()}
 
 
-def evaluate_encoder(store: EmbeddingStore, opts: EvalOptions, progress: bool = True) -> list[dict]:
+def _text_rows(store: EmbeddingStore, rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """Text embeddings at the given pair indices, streamed."""
+    out, start = np.empty((len(rows), store.dim), dtype=np.float32), 0
+    for batch in store.iter_batches(batch_size):
+        inside = (rows >= start) & (rows < start + len(batch))
+        out[inside] = batch.text[rows[inside] - start]
+        start += len(batch)
+    return out
+
+
+def evaluate_encoder(data: EvalSet, opts: EvalOptions, progress: bool = True) -> list[dict]:
     """ISO Table 6 (and HET's encoder rows): recall@1/5 in batches of 256, DiM and W gaps, COCO-protocol
-    retrieval, the cosine populations of Fig. 11 and, on ImageNet-format stores, zero-shot and
-    linear-probe accuracy."""
-    rows, sums, n = [], np.zeros((2, store.dim)), 0
+    retrieval, the cosine populations of Fig. 11 and, on ImageNet-format stores, zero-shot and a linear
+    probe fit on every other pair of the first ``sample_pairs`` and scored on the rest (ISO E.1)."""
+    store, head = data.store, data.head
     hits = {1: 0.0, 5: 0.0}
     for batch in tqdm(store.iter_batches(opts.recall_batch), total=store.n_batches(opts.recall_batch),
                       desc="encoder", disable=not progress, mininterval=2.0):
         for k in hits:
             hits[k] += encoder.recall_at_k(batch.image, batch.text, k, opts.recall_batch) * len(batch)
-        sums += np.stack([batch.image.sum(0), batch.text.sum(0)])
-        n += len(batch)
-    rows += [{"metric": f"recall@{k}", "value": h / n} for k, h in hits.items()]
-    rows.append({"metric": "gap_dim", "value": float(np.linalg.norm(sums[0] / n - sums[1] / n))})
-    head = _head(store, opts.sample_pairs)
-    rows.append({"metric": "gap_wasserstein", "value": encoder.wasserstein(head.image, head.text)})
-    rows += [{"metric": f"cosine_{name}", "value": float(values.mean())}
-             for name, values in encoder.cosine_samples(head.image, head.text).items()]
-    labels = _labels(store)
-    if labels is None:
-        retrieval = _head(store, opts.retrieval_pairs)
-        ids = store.source_ids("image")[:len(retrieval)]
-        rows += [{"metric": m, "value": v} for m, v in heterogeneity.retrieval_recall(retrieval.image, retrieval.text, ids).items()]
+    metrics = {f"recall@{k}": h / len(store) for k, h in hits.items()}
+    metrics["gap_dim"] = float(np.linalg.norm(data.means[0] - data.means[1]))
+    metrics["gap_wasserstein"] = encoder.wasserstein(head.image, head.text)
+    metrics.update({f"cosine_{name}": float(values.mean())
+                    for name, values in encoder.cosine_samples(head.image, head.text).items()})
+    if data.labels is None:
+        metrics.update(heterogeneity.retrieval_recall(data.retrieval.image, data.retrieval.text, data.image_ids))
     else:
-        rows += _classification_rows(store, labels, opts)
-    return rows
-
-
-def _classification_rows(store: EmbeddingStore, labels: np.ndarray, opts: EvalOptions) -> list[dict]:
-    """Zero-shot top-1/top-5 over the whole store, and a linear probe fit on every other pair of the
-    first ``sample_pairs`` and scored on the rest (ISO E.1)."""
-    classes, first = np.unique(labels, return_index=True)
-    class_embeddings = _class_rows(store, first, opts.batch_size)
-    correct = {1: 0.0, 5: 0.0}
-    start = 0
-    for batch in store.iter_batches(opts.batch_size):
-        part = labels[start:start + len(batch)]
-        for k in correct:
-            correct[k] += encoder.zero_shot_accuracy(batch.image, part, class_embeddings, classes, k) * len(batch)
-        start += len(batch)
-    head = _head(store, opts.sample_pairs)
-    head_labels = labels[:len(head)]
-    probe = encoder.linear_probe_accuracy(head.image[::2], head_labels[::2], head.image[1::2], head_labels[1::2])
-    return [{"metric": f"zero_shot@{k}", "value": c / len(store)} for k, c in correct.items()] + \
-        [{"metric": "linear_probe", "value": probe}]
-
-
-def _class_rows(store: EmbeddingStore, rows: np.ndarray, batch_size: int) -> np.ndarray:
-    """Text rows at the given pair indices, streamed."""
-    out, start, wanted = {}, 0, set(rows.tolist())
-    for batch in store.iter_batches(batch_size):
-        for i in range(len(batch)):
-            if start + i in wanted:
-                out[start + i] = batch.text[i]
-        start += len(batch)
-    return np.stack([out[i] for i in rows])
+        metrics.update(data.zero_shot(lambda images: images, data.class_embeddings, opts.batch_size))
+        labels = data.labels[:len(head)]
+        metrics["linear_probe"] = encoder.linear_probe_accuracy(head.image[::2], labels[::2], head.image[1::2], labels[1::2])
+    return [{"metric": metric, "value": value} for metric, value in metrics.items()]
 
 
 class _Run:
@@ -129,15 +143,6 @@ class _Run:
     def __call__(self, side: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x_hat, code = self.model.side(side)(torch.from_numpy(x).to(self.device))
         return x_hat.float().cpu().numpy(), code.dense().float().cpu().numpy()
-
-
-def _sparse_gram(z: np.ndarray) -> np.ndarray:
-    s = sparse.csr_matrix(z, dtype=np.float64)
-    return (s.T @ s).toarray()
-
-
-def _sparse_cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (sparse.csr_matrix(a, dtype=np.float64).T @ sparse.csr_matrix(b, dtype=np.float64)).toarray()
 
 
 def _insertion_deletion(run: _Run, side: str, x: np.ndarray, chunk: int = 256) -> tuple[float, float]:
@@ -161,43 +166,35 @@ def _codes(run: _Run, side: str, x: np.ndarray, perm: np.ndarray | None, batch: 
     return sparse.csr_matrix(z[:, perm] if perm is not None else z)
 
 
-def evaluate_sae(model: PairedSAE, store: EmbeddingStore, alignment: Alignment | None, opts: EvalOptions,
+def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, opts: EvalOptions,
                  device: torch.device, progress: bool = True) -> list[dict]:
-    """Every metric of one trained SAE on ``store``; rows carry a ``method`` (``""`` or ``post-hoc``)."""
-    run = _Run(model, device)
+    """Every metric of one trained SAE on ``data``; rows carry a ``method`` (``""`` or ``post-hoc``)."""
+    run, store = _Run(model, device), data.store
     components = {side: model.component_of(side) for side in SIDES}
     shared = model.spec.arrangement == "shared"
-    means = np.zeros((2, store.dim))
-    for batch in store.iter_batches(opts.batch_size):
-        means += np.stack([batch.image.sum(0), batch.text.sum(0)])
-    means /= len(store)
-    recon = {side: general.ReconstructionStats(mean=means[i]) for i, side in enumerate(SIDES)}
-    energy_sum = {side: np.zeros(model.side(side).m) for side in SIDES}
+    recon = {side: general.ReconstructionStats(mean=data.means[i]) for i, side in enumerate(SIDES)}
+    paired = CoactivationStats.empty(model.side("image").m, model.side("text").m)  # energies and Sigma
     grams = {c: np.zeros((model.side(s).m,) * 2) for s, c in components.items()}
-    cross = np.zeros((model.side("image").m, model.side("text").m))
     for batch in tqdm(store.iter_batches(opts.batch_size), total=store.n_batches(opts.batch_size),
                       desc="sae metrics", disable=not progress, mininterval=2.0):
         codes = {}
         for side in SIDES:
             x = getattr(batch, side)
-            x_hat, z = run(side, x)
-            recon[side].update(x, x_hat, z)
-            energy_sum[side] += (z.astype(np.float64) ** 2).sum(0)
-            grams[components[side]] += _sparse_gram(z)
-            codes[side] = z
-        cross += _sparse_cross(codes["image"], codes["text"])
-    energy = {side: energy_sum[side] / len(store) for side in SIDES}
+            x_hat, codes[side] = run(side, x)
+            recon[side].update(x, x_hat, codes[side])
+            grams[components[side]] += sparse_cross(codes[side], codes[side])
+        paired.update(codes["image"], codes["text"])
+    energy = {"image": paired.sumsq_image / paired.n, "text": paired.sumsq_text / paired.n}
     rows = []
 
     def add(metric, value, **keys):
         rows.append({"metric": metric, "value": float(value), "method": keys.get("method", ""),
                      "component": keys.get("component", "all")})
 
-    head = _head(store, opts.sample_pairs)
     for side in SIDES:
         for metric, value in recon[side].result().items():
             add(metric, value, component=side)
-        ins, dele = _insertion_deletion(run, side, getattr(head, side))
+        ins, dele = _insertion_deletion(run, side, getattr(data.head, side))
         add("c_insertion", ins, component=side)
         add("c_deletion", dele, component=side)
     for side, component in components.items():
@@ -208,7 +205,7 @@ def evaluate_sae(model: PairedSAE, store: EmbeddingStore, alignment: Alignment |
                               **general.coactivation_structure(grams[component], run.atoms(side))}.items():
             add(metric, value, component=component)
     if shared:
-        for metric, value in _modality_rows(run, store, energy, cross, head, opts).items():
+        for metric, value in _modality_rows(run, data, energy, paired.cross / paired.n, opts).items():
             add(metric, value)
         if alignment is not None:
             add("self_match_rate", heterogeneity.self_match_rate(alignment.perm, alignment.matched))
@@ -216,25 +213,24 @@ def evaluate_sae(model: PairedSAE, store: EmbeddingStore, alignment: Alignment |
     if alignment is not None and not shared:
         methods["post-hoc"] = alignment.perm
     for method, perm in methods.items():
-        for metric, value in _het_rows(run, store, perm, opts).items():
+        for metric, value in _het_rows(run, data, perm, opts).items():
             add(metric, value, method=method)
     return rows
 
 
-def _modality_rows(run: _Run, store: EmbeddingStore, energy: dict, cross: np.ndarray, head, opts: EvalOptions) -> dict:
+def _modality_rows(run: _Run, data: EvalSet, energy: dict, cross_moment: np.ndarray, opts: EvalOptions) -> dict:
     """ISO E.2.2 on one dictionary: share of bimodal latents and of their energy, p_acc, rho, FDA, delta_r@1."""
-    atoms = run.atoms("image")
-    atoms = atoms / np.maximum(np.linalg.norm(atoms, axis=1, keepdims=True), 1e-12)
+    atoms = normalised(run.atoms("image"))
     total = (energy["image"] + energy["text"]) / 2
     live = total > 0
     mu = modality.modality_score(energy["image"], energy["text"])
     bimodal = modality.bimodal_mask(mu, opts.tau)
     accuracy = np.zeros(len(atoms))
-    accuracy[live] = modality.probe_accuracy(atoms[live], head.image, head.text)
+    accuracy[live] = modality.probe_accuracy(atoms[live], data.head.image, data.head.text)
     plan = modality.transport_plan(energy["image"], energy["text"], atoms, solver=opts.ot_solver)
     mask = torch.from_numpy(bimodal.astype(np.float32)).to(run.device)
     full = bimodal_only = 0.0
-    for batch in store.iter_batches(opts.recall_batch):
+    for batch in data.store.iter_batches(opts.recall_batch):
         recon = {}
         for side in SIDES:
             sae = run.model.side(side)
@@ -243,38 +239,24 @@ def _modality_rows(run: _Run, store: EmbeddingStore, energy: dict, cross: np.nda
                 dense = code.dense()
                 recon[side] = (sae.decode(Code(dense, None, code.m)).float().cpu().numpy(),
                                sae.decode(Code(dense * mask, None, code.m)).float().cpu().numpy())
-        unit = [_unit(recon[s][j]) for j in (0, 1) for s in SIDES]
+        unit = [normalised(recon[s][j]) for j in (0, 1) for s in SIDES]
         full += encoder.recall_at_k(unit[0], unit[1], 1, opts.recall_batch) * len(batch)
         bimodal_only += encoder.recall_at_k(unit[2], unit[3], 1, opts.recall_batch) * len(batch)
     return {"live_latents": live.sum(), "bimodal_share": bimodal[live].mean() if live.any() else 0.0,
             "bimodal_energy_share": (bimodal * total).sum() / total.sum(),
             "p_acc": modality.probing_score(accuracy[live], bimodal[live], total[live]),
-            "rho": modality.functional_alignment(cross / len(store), atoms, bimodal),
+            "rho": modality.functional_alignment(cross_moment, atoms, bimodal),
             "fda": modality.fda(plan, atoms, bimodal, total, opts.fda_denominator),
-            "delta_r@1": (full - bimodal_only) / len(store)}
+            "delta_r@1": (full - bimodal_only) / len(data.store)}
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def _het_rows(run: _Run, store: EmbeddingStore, perm: np.ndarray | None, opts: EvalOptions) -> dict:
+def _het_rows(run: _Run, data: EvalSet, perm: np.ndarray | None, opts: EvalOptions) -> dict:
     """HET Table 1 on latent codes: COCO-protocol retrieval, or zero-shot on an ImageNet-format store.
     ``perm`` re-indexes the text codes (post-hoc alignment)."""
-    labels = _labels(store)
-    if labels is None:
-        head = _head(store, opts.retrieval_pairs)
-        image = _codes(run, "image", head.image, None, opts.batch_size)
-        text = _codes(run, "text", head.text, perm, opts.batch_size)
-        return heterogeneity.retrieval_recall(image, text, store.source_ids("image")[:len(head)])
-    classes, first = np.unique(labels, return_index=True)
-    class_codes = _codes(run, "text", _class_rows(store, first, opts.batch_size), perm, opts.batch_size).toarray()
-    correct = {1: 0.0, 5: 0.0}
-    start = 0
-    for batch in store.iter_batches(opts.batch_size):
-        image = _codes(run, "image", batch.image, None, opts.batch_size).toarray()
-        for k in correct:
-            correct[k] += encoder.zero_shot_accuracy(_unit(image), labels[start:start + len(batch)], _unit(class_codes),
-                                                     classes, k) * len(batch)
-        start += len(batch)
-    return {f"zero_shot@{k}": c / len(store) for k, c in correct.items()}
+    if data.labels is None:
+        image = _codes(run, "image", data.retrieval.image, None, opts.batch_size)
+        text = _codes(run, "text", data.retrieval.text, perm, opts.batch_size)
+        return heterogeneity.retrieval_recall(image, text, data.image_ids)
+    class_codes = _codes(run, "text", data.class_embeddings, perm, opts.batch_size).toarray()
+    return data.zero_shot(lambda images: _codes(run, "image", images, None, opts.batch_size).toarray(), class_codes,
+                          opts.batch_size)

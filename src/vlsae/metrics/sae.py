@@ -25,27 +25,25 @@ from .dictionary import _unit_rows
 
 def stable_rank(m: np.ndarray) -> float:
     """``||M||_F^2 / ||M||_2^2 = sum sigma_i^2 / sigma_max^2``."""
-    s = np.linalg.svd(np.asarray(m, dtype=np.float64), compute_uv=False)
-    return float((s ** 2).sum() / s[0] ** 2) if s[0] > 0 else 0.0
+    return _ranks(_singular_values(m))[0]
 
 
 def effective_rank(m: np.ndarray) -> float:
     """``exp(H(p))`` with ``p_i = sigma_i / sum_j sigma_j`` (Roy and Vetterli)."""
-    return _effective_rank_of_spectrum(np.linalg.svd(np.asarray(m, dtype=np.float64), compute_uv=False))
+    return _ranks(_singular_values(m))[1]
 
 
-def _effective_rank_of_spectrum(s: np.ndarray) -> float:
-    s = s[s > 0]
-    if not len(s):
-        return 0.0
-    p = s / s.sum()
-    return float(np.exp(-(p * np.log(p)).sum()))
+def _singular_values(m: np.ndarray) -> np.ndarray:
+    return np.linalg.svd(np.asarray(m, dtype=np.float64), compute_uv=False)
 
 
-def _spectrum_ranks(eigenvalues: np.ndarray) -> tuple[float, float]:
-    """Stable and effective rank of a symmetric PSD matrix from its eigenvalues (= singular values)."""
-    s = np.sort(np.clip(eigenvalues, 0, None))[::-1]
-    return (float((s ** 2).sum() / s[0] ** 2) if s[0] > 0 else 0.0), _effective_rank_of_spectrum(s)
+def _ranks(spectrum: np.ndarray) -> tuple[float, float]:
+    """Stable and effective rank from singular values (or the eigenvalues of a symmetric PSD matrix)."""
+    s = np.sort(np.clip(spectrum, 0, None))[::-1]
+    if not len(s) or s[0] <= 0:
+        return 0.0, 0.0
+    p = s[s > 0] / s.sum()
+    return float((s ** 2).sum() / s[0] ** 2), float(np.exp(-(p * np.log(p)).sum()))
 
 
 def coherence(atoms: np.ndarray) -> float:
@@ -66,10 +64,11 @@ def weighted_dictionary(atoms: np.ndarray, energy: np.ndarray) -> np.ndarray:
 def dictionary_structure(atoms: np.ndarray, energy: np.ndarray) -> dict[str, float]:
     """Structure in D (ISO E.2.1) over live atoms: ranks of ``D`` and of the weighted ``D``, and coherence."""
     live = energy > 0
-    d, w = atoms[live], weighted_dictionary(atoms[live], energy[live])
-    return {"stable_rank_d": stable_rank(d), "effective_rank_d": effective_rank(d),
-            "stable_rank_dw": stable_rank(w), "effective_rank_dw": effective_rank(w),
-            "coherence": coherence(d)}
+    d = atoms[live]
+    (stable, effective), (stable_w, effective_w) = (_ranks(_singular_values(m))
+                                                    for m in (d, weighted_dictionary(d, energy[live])))
+    return {"stable_rank_d": stable, "effective_rank_d": effective, "stable_rank_dw": stable_w,
+            "effective_rank_dw": effective_w, "coherence": coherence(d)}
 
 
 def coactivation_structure(gram: np.ndarray, atoms: np.ndarray) -> dict[str, float]:
@@ -91,7 +90,7 @@ def coactivation_structure(gram: np.ndarray, atoms: np.ndarray) -> dict[str, flo
     k = len(g)
     unit = _unit_rows(atoms[live])
     interference = np.maximum(-(g * (unit @ unit.T)), 0.0)
-    stable, effective = _spectrum_ranks(np.linalg.eigvalsh(g))
+    stable, effective = _ranks(np.linalg.eigvalsh(g))
     return {"connectivity": 1.0 - np.count_nonzero(g) / k ** 2, "stable_rank_z": stable, "effective_rank_z": effective,
             "negative_interference": float(np.abs(np.linalg.eigvalsh(interference)).max()) if k else 0.0}
 
