@@ -1,8 +1,9 @@
-"""OOD score of ISO App. H on separable and identical sets."""
+"""Vector arithmetic of ISO App. H: the queries, one-way recall, and the OOD score on separable and identical sets."""
 
 import numpy as np
 import pytest
 
+from vlsae.metrics import arithmetic, encoder
 from vlsae.metrics.arithmetic import kth_neighbour_distance, ood_score
 
 
@@ -21,3 +22,16 @@ def test_ood_score_on_identical_and_separable_sets():
     assert ood_score(far, targets, k=10) == 1.0
     # queries drawn from the same distribution sit close to chance
     assert ood_score(rng.normal(size=(200, 8)), targets, k=10) < 0.65
+
+
+def test_queries_and_one_way_recall():
+    source, delta = (np.eye(3), np.zeros((3, 3))), (np.eye(3)[[1, 2, 0]], np.eye(3))
+    q = arithmetic.queries(source, delta)
+    assert np.array_equal(q["Q"], np.eye(3) + np.eye(3)[[1, 2, 0]]) and np.array_equal(q["Q_SAE"], np.eye(3))
+    assert np.array_equal(q["baseline_source"], np.eye(3)) and np.array_equal(q["baseline_delta"], np.eye(3)[[1, 2, 0]])
+    targets = np.eye(3)
+    assert encoder.query_recall_at_k(np.eye(3)[[1, 2, 0]], targets, 1, batch=3) == 0.0
+    assert encoder.query_recall_at_k(np.eye(3)[[1, 2, 0]], targets, 2, batch=3) == 1.0   # one target beats the own one
+    assert encoder.query_recall_at_k(np.eye(3), targets, 1, batch=3) == 1.0
+    # batches of one pair: each query sees only its own target
+    assert encoder.query_recall_at_k(np.eye(3)[[1, 2, 0]], targets, 1, batch=1) == 1.0

@@ -61,3 +61,8 @@ def test_monosemanticity_closed_form_matches_the_pairwise_definition():
     acc = MonosemanticityAccumulator(lo, hi, dim=7)
     acc.update(codes, same)
     assert acc.result()[:4] == pytest.approx(np.ones(4))
+    lone = np.zeros((60, 1))
+    lone[7] = 2.0                                                    # active once: no pair to score
+    acc = MonosemanticityAccumulator(*code_range([lone]), dim=7)
+    acc.update(lone, emb)
+    assert np.isnan(acc.result()[0])

@@ -36,11 +36,17 @@ def test_encoder_metrics_on_a_perfect_encoder(imagenet_store):
     assert m["gap_dim"] == 0.0 and m["gap_wasserstein"] == 0.0 and m["cosine_IT (aligned)"] == 1.0
 
 
-def test_sae_metrics_of_an_identity_dictionary(imagenet_store):
-    model = PairedSAE(SAESpec(architecture="topk", latents=4, params={"k": 4}), d=4)
+def identity_sae(d: int = 4) -> PairedSAE:
+    """A shared TopK SAE with k = m = d whose encoder and decoder are the identity: codes equal inputs."""
+    model = PairedSAE(SAESpec(architecture="topk", latents=d, params={"k": d}), d=d)
     with torch.no_grad():
         for p in (model.side("image").W_enc, model.side("image").W_dec):
-            p.copy_(torch.eye(4))
+            p.copy_(torch.eye(d))
+    return model
+
+
+def test_sae_metrics_of_an_identity_dictionary(imagenet_store):
+    model = identity_sae()
     opts = EvalOptions(sample_pairs=8)
     m = _values(evaluate_sae(model, EvalSet.read(imagenet_store, opts), None, opts, torch.device("cpu"), progress=False))
     # codes equal the embeddings: exact reconstruction, one unit latent per sample

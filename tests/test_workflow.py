@@ -76,13 +76,31 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     assert set(encoders["model"]) == {"toy-clip", "toy-siglip"} and encoders["recall@1"].between(0, 1).all()
     zoo = pd.read_csv(results / "tables/iso_table3_sae_zoo.csv")
     assert list(zoo.columns[-2:]) == ["mp", "topk-specific"]
-    rows = zoo.set_index(["model", "metric"])
-    assert rows.loc[("toy-clip", "l0"), "mp"] <= 2 and np.isfinite(rows.loc[("toy-clip", "stability"), "mp"])
-    assert np.isfinite(rows.loc[("toy-clip", "p_acc"), "mp"]) and np.isnan(rows.loc[("toy-clip", "p_acc"), "topk-specific"])
+    rows = zoo.set_index(["model", "eval_dataset", "metric"])
+    clip = ("toy-clip", "toy-coco")
+    assert rows.loc[(*clip, "l0"), "mp"] <= 2 and np.isfinite(rows.loc[(*clip, "stability"), "mp"])
+    assert np.isfinite(rows.loc[(*clip, "p_acc"), "mp"]) and np.isnan(rows.loc[(*clip, "p_acc"), "topk-specific"])
     het = pd.read_csv(results / "tables/het_table1_retrieval.csv")
     assert set(het["method"]) == {"mp", "topk-specific", "topk-specific + post-hoc"}
-    assert het[["i2t_r@1", "t2i_r@10", "mse"]].notna().all().all()
-    for name in ("iso_fig11_cosines", "het_fig2_directions"):
+    on_coco = het["eval_dataset"] == "toy-coco"
+    assert het.loc[on_coco, ["i2t_r@1", "t2i_r@10", "mse"]].notna().all().all()
+    assert het.loc[~on_coco, ["zero_shot@1", "mse"]].notna().all().all()          # toy-imagenet rows
+    imagenet = encoders[encoders["dataset"] == "toy-imagenet"]
+    assert len(imagenet) == 2 and imagenet[["zero_shot@1", "linear_probe"]].notna().all().all()
+    gap = pd.read_csv(results / "tables/iso_tables9_11_gap_removal.csv").set_index(["model", "eval_dataset", "method"])
+    assert len(gap) == 2 * 2 * 5 and gap.loc[("toy-clip", "toy-imagenet"), "zero_shot@1"].between(0, 1).all()
+    assert gap.loc[("toy-clip", "toy-coco"), "recall@1"].between(0, 1).all()
+    baselines = pd.read_csv(results / "tables/iso_table12_gap_baselines.csv")
+    assert baselines["separability"].between(0, 1).all() and baselines["ood"].between(0, 1).all()
+    arithmetic = pd.read_csv(results / "tables/iso_tables7_8_vector_arithmetic.csv")
+    assert list(arithmetic["method"][:4]) == ["baseline_delta", "baseline_source", "Q", "Q_SAE"]
+    assert arithmetic["recall"].between(0, 1).all() and arithmetic["eval_dataset"].eq("toy-fashioniq").all()
+    steering = pd.read_csv(results / "tables/het_fig7_steering.csv")
+    assert set(steering["method"]) == {"mp", "topk-specific", "topk-specific + post-hoc"}
+    assert steering[["map", "mrr"]].stack().between(0, 1).all()
+    ms = pd.read_csv(results / "tables/het_fig8_monosemanticity.csv")
+    assert set(ms["component"]) == {"image", "text"} and ms["mean_ms"].between(-1, 1).all()
+    for name in ("iso_fig11_cosines", "het_fig2_directions", "het_fig7_steering", "het_fig8_monosemanticity"):
         assert (results / f"figures/{name}.png").stat().st_size > 1000
     assert (results / "saes/toy-clip/toy-coco/topk-specific/seed1/alignment.npz").stat().st_size > 0
     # nothing left to do afterwards

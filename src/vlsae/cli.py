@@ -58,10 +58,11 @@ def cmd_synth_iso(a: argparse.Namespace) -> None:
 
 
 def cmd_toy_vlm(a: argparse.Namespace) -> None:
-    from .embed.toy import save_tiny_clip, save_tiny_siglip, toy_corpus, write_toy_coco
+    from .embed.toy import save_tiny_clip, save_tiny_siglip, toy_corpus, write_toy
 
     if a.dataset:
-        write_toy_coco(a.dataset, a.n_images, a.captions_per_image, a.seed, corrupt=a.corrupt, empty=a.empty)
+        coco = dict(captions_per_image=a.captions_per_image, corrupt=a.corrupt, empty=a.empty) if a.format == "coco" else {}
+        write_toy(a.format, a.dataset, a.n_images, a.seed, **coco)
     if a.clip:
         save_tiny_clip(a.clip, seed=a.seed)
     if a.siglip:
@@ -206,6 +207,86 @@ def cmd_eval_saes(a: argparse.Namespace) -> None:
     write_frame(a.out, pd.DataFrame(rows))
 
 
+def _each_run(a: argparse.Namespace):
+    """``(name, seed, SAERun, alignment or None)`` of every ``--run NAME SEED FOLDER``."""
+    from .align import Alignment
+    from .device import resolve_device
+    from .metrics.real import SAERun
+    from .sae import load_paired_sae
+
+    device = resolve_device(a.device)
+    for name, seed, folder in a.run:
+        model, saved = load_paired_sae(folder), Path(folder) / "alignment.npz"
+        log.info("%s seed %s: %s", name, seed, model.spec.slug)
+        yield name, int(seed), SAERun(model, device), Alignment.load(saved) if saved.exists() else None
+
+
+def _write_rows(a: argparse.Namespace, rows: list[dict]) -> None:
+    import pandas as pd
+
+    from .atomic import write_frame
+
+    write_frame(a.out, pd.DataFrame([{**dict(a.tag), **row} for row in rows]))
+
+
+def _eval_with_reference(a: argparse.Namespace, evaluate) -> None:
+    """Rows of ``evaluate(run, opts, reference, seed)`` per run, the reference read from ``--train-data``."""
+    from .metrics.real import EvalOptions, TrainReference
+    from .store import EmbeddingStore
+
+    opts, train = EvalOptions.from_dict(a.options), EmbeddingStore(a.train_data)
+    _write_rows(a, [{"sae": name, "seed": seed, **row} for name, seed, run, _ in _each_run(a)
+                    for row in evaluate(run, opts, TrainReference.read(run, train, opts), seed)])
+
+
+def cmd_eval_gap(a: argparse.Namespace) -> None:
+    from .metrics.real import EvalOptions, EvalSet
+    from .metrics.suites import evaluate_gap
+    from .store import EmbeddingStore
+
+    data = EvalSet.read(EmbeddingStore(a.data), EvalOptions.from_dict(a.options))
+    _eval_with_reference(a, lambda run, opts, ref, seed: evaluate_gap(run, data, ref, opts, seed))
+
+
+def cmd_eval_arithmetic(a: argparse.Namespace) -> None:
+    from .metrics.suites import evaluate_arithmetic
+    from .store import EmbeddingStore
+
+    store = EmbeddingStore(a.data)
+    _eval_with_reference(a, lambda run, opts, ref, seed: evaluate_arithmetic(run, store, ref, opts))
+
+
+def cmd_eval_steering(a: argparse.Namespace) -> None:
+    from .embed.readers import read_coco_concepts, read_dataset
+    from .metrics.real import EvalOptions
+    from .metrics.suites import ConceptSet, evaluate_steering
+    from .store import EmbeddingStore
+
+    opts, store = EvalOptions.from_dict(a.options), EmbeddingStore(a.data)
+    pairs = read_dataset(a.dataset["format"], a.dataset["root"], **a.dataset.get("options", {})).pairs
+    captions = dict(zip(pairs["text_id"], (texts[0] for texts in pairs["texts"])))
+    concepts = ConceptSet(store, *read_coco_concepts(a.dataset["root"], a.concepts), captions, opts)
+    rows = []
+    for name, seed, run, alignment in _each_run(a):
+        methods = {"": None}
+        if alignment is not None and run.model.spec.arrangement == "specific":
+            methods["post-hoc"] = alignment.perm
+        for method, perm in methods.items():
+            rows += [{"sae": name, "seed": seed, "method": method, **row}
+                     for row in evaluate_steering(run, perm, concepts, opts, seed)]
+    _write_rows(a, rows)
+
+
+def cmd_eval_monosemanticity(a: argparse.Namespace) -> None:
+    from .metrics.real import EvalOptions
+    from .metrics.suites import evaluate_monosemanticity
+    from .store import EmbeddingStore
+
+    opts, store, external = EvalOptions.from_dict(a.options), EmbeddingStore(a.data), EmbeddingStore(a.external)
+    _write_rows(a, [{"sae": name, "seed": seed, **row} for name, seed, run, _ in _each_run(a)
+                    for row in evaluate_monosemanticity(run, store, external, opts)])
+
+
 def cmd_eval_iso(a: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -246,18 +327,39 @@ def cmd_report_cosines(a: argparse.Namespace) -> None:
     plot_cosines(cosines, titles, a.pdf, a.png)
 
 
-REAL_TABLES = {
-    "iso_table6": ("table6", "ISO Table 6: modality gap, recall and classification of the encoders"),
-    "iso_table3": ("table3", "ISO Table 3: metrics of the SAE zoo (mean over seeds; per-side metrics averaged)"),
-    "het_table1": ("table1", "HET Table 1: retrieval and zero-shot on latent codes, per method (mean over seeds)"),
+REAL_TABLES = {  # --kind: (function of vlsae.report.real, its keyword arguments, heading)
+    "iso_table6": ("table6", {}, "ISO Table 6: modality gap, recall and classification of the encoders"),
+    "iso_table3": ("table3", {}, "ISO Table 3: metrics of the SAE zoo (mean over seeds; per-side metrics averaged)"),
+    "het_table1": ("table1", {}, "HET Table 1: retrieval and zero-shot on latent codes, per method (mean over seeds)"),
+    "iso_tables9_11": ("gap_table", {"kind": "iso_tables9_11"},
+                       "ISO Tables 9-11: removing the modality gap (recall@1 on caption sets, zero-shot on ImageNet)"),
+    "iso_table12": ("gap_table", {"kind": "iso_table12"}, "ISO Table 12: baselines A-C against bimodal-only reconstruction"),
+    "iso_tables7_8": ("arithmetic_table", {}, "ISO Tables 7-8: vector arithmetic, OOD score and (r@10 + r@50) / 2"),
 }
 
 
 def cmd_report_table(a: argparse.Namespace) -> None:
     from .report import real
 
-    function, heading = REAL_TABLES[a.kind]
-    real.write_table(getattr(real, function)(_read_tidy(a.metrics)), a.table, a.markdown, heading)
+    function, kwargs, heading = REAL_TABLES[a.kind]
+    real.write_table(getattr(real, function)(_read_tidy(a.metrics), **kwargs), a.table, a.markdown, heading)
+
+
+def cmd_report_het_fig7(a: argparse.Namespace) -> None:
+    from .report import real
+
+    table = real.steering_table(_read_tidy(a.metrics))
+    real.write_table(table, a.table, a.markdown, "HET Fig. 7: concept steering, mAP and MRR (mean over concepts and seeds)")
+    real.plot_steering(table, a.pdf, a.png)
+
+
+def cmd_report_het_fig8(a: argparse.Namespace) -> None:
+    from .report import real
+
+    curves = real.sorted_scores(_read_tidy(a.metrics))
+    real.write_table(real.monosemanticity_table(curves), a.table, a.markdown,
+                     "HET Fig. 8: monosemanticity scores of live latents (curves: sorted, mean over seeds)")
+    real.plot_monosemanticity(curves, a.pdf, a.png)
 
 
 def cmd_report_het_fig2(a: argparse.Namespace) -> None:
@@ -349,11 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth_iso)
 
     s = sub.add_parser("toy-vlm", help="write the toy image-caption dataset and tiny random-weight CLIP/SigLIP folders")
-    s.add_argument("--dataset", type=Path, help="COCO-style toy dataset folder to write")
+    s.add_argument("--dataset", type=Path, help="toy dataset folder to write")
+    s.add_argument("--format", default="coco", choices=["coco", "imagenet", "fashioniq"], help="layout of the toy dataset")
     s.add_argument("--n-images", type=int, default=256)
-    s.add_argument("--captions-per-image", type=int, default=2)
-    s.add_argument("--corrupt", type=int, default=0, help="how many images to write as truncated JPEGs")
-    s.add_argument("--empty", type=int, default=0, help="how many captions to leave blank")
+    s.add_argument("--captions-per-image", type=int, default=2, help="coco only")
+    s.add_argument("--corrupt", type=int, default=0, help="coco only: how many images to write as truncated JPEGs")
+    s.add_argument("--empty", type=int, default=0, help="coco only: how many captions to leave blank")
     s.add_argument("--clip", type=Path, help="folder for a tiny CLIPModel + processor")
     s.add_argument("--siglip", type=Path, help="folder for a tiny SiglipModel + processor")
     s.add_argument("--seed", type=int, default=0)
@@ -421,6 +524,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
     s.set_defaults(func=cmd_eval_encoder)
 
+    def run_parser(name: str, help: str, func) -> argparse.ArgumentParser:
+        """A subcommand over ``--run``s of trained SAEs on the store ``--data``, writing tidy rows."""
+        s = sub.add_parser(name, help=help)
+        s.add_argument("--data", required=True, type=Path, help="evaluation store")
+        s.add_argument("--run", required=True, nargs=3, action="append", metavar=("NAME", "SEED", "FOLDER"),
+                       help="a trained SAE (its folder may hold alignment.npz); repeatable")
+        s.add_argument("--options", type=_json, default={}, help="evaluation options (JSON, see EvalOptions)")
+        s.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
+        s.add_argument("--tag", type=_key_value, action="append", default=[], help="KEY=VALUE column added to every row")
+        s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
+        s.set_defaults(func=func)
+        return s
+
+    for name, help, func in (("eval-gap", "modality-gap removal with shared SAEs (ISO App. I, L)", cmd_eval_gap),
+                             ("eval-arithmetic", "vector arithmetic on a FashionIQ store with shared SAEs (ISO App. H)",
+                              cmd_eval_arithmetic)):
+        s = run_parser(name, help, func)
+        s.add_argument("--train-data", required=True, type=Path, help="the SAEs' training store (means, bimodal mask)")
+    s = run_parser("eval-steering", "concept steering on a COCO-format store (HET Fig. 7)", cmd_eval_steering)
+    s.add_argument("--dataset", required=True, type=_json, help="the store's dataset (JSON: format, root, options)")
+    s.add_argument("--concepts", required=True, nargs="+", help="COCO instance files under the dataset root")
+    s = run_parser("eval-monosemanticity", "monosemanticity score of every latent (HET Fig. 8)", cmd_eval_monosemanticity)
+    s.add_argument("--external", required=True, type=Path, help="store of the same dataset by the external encoder")
     s = sub.add_parser("eval-saes", help="SAE, modality and HET metrics of trained SAEs on one store (ISO E.2, HET §6.2)")
     s.add_argument("--data", required=True, type=Path, help="evaluation store")
     s.add_argument("--run", required=True, nargs=3, action="append", metavar=("NAME", "SEED", "FOLDER"),
@@ -455,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     _report_outputs(s)
     s.set_defaults(func=cmd_report_cosines)
 
-    s = sub.add_parser("report-table", help="a real-data table (ISO Tables 3 and 6, HET Table 1) from tidy metrics")
+    s = sub.add_parser("report-table", help="a real-data table (ISO Tables 3, 6, 7-8, 9-12, HET Table 1) from tidy metrics")
     s.add_argument("metrics", nargs="+", type=Path)
     s.add_argument("--kind", required=True, choices=sorted(REAL_TABLES))
     s.add_argument("--table", required=True, help="csv table to write")
@@ -467,6 +593,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a trained pair with alignment.npz; runs of one panel (e.g. seeds) are pooled")
     _report_outputs(s)
     s.set_defaults(func=cmd_report_het_fig2)
+    for name, help, func in (("report-het-fig7", "HET Fig. 7 from eval-steering metrics", cmd_report_het_fig7),
+                             ("report-het-fig8", "HET Fig. 8 from eval-monosemanticity metrics", cmd_report_het_fig8)):
+        s = sub.add_parser(name, help=help)
+        s.add_argument("metrics", nargs="+", type=Path)
+        _report_outputs(s)
+        s.set_defaults(func=func)
 
     s = sub.add_parser("report-het-fig5", help="HET Fig. 5 table and figure from tidy metrics")
     s.add_argument("metrics", nargs="+", type=Path)

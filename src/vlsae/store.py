@@ -217,6 +217,22 @@ class EmbeddingStore:
             parts.append(table["source_id"].to_numpy(zero_copy_only=False)[order])
         return np.concatenate(parts) if parts else np.array([], dtype=object)
 
+    def head_of_side(self, modality: str, n: int) -> np.ndarray:
+        """Embeddings of the first ``n`` pairs' ``modality`` rows (any side, FashionIQ's ``target`` too),
+        in pair order; reads shards only until ``n`` rows are found."""
+        parts, found = [], 0
+        for shard in self.manifest["shards"]:
+            if found >= n:
+                break
+            table = pq.read_table(self.root / shard["file"], columns=["pair_id", "embedding"],
+                                  filters=[("modality", "=", modality)])
+            order = np.argsort(table["pair_id"].to_numpy(), kind="stable")
+            parts.append(table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, self.dim)[order])
+            found += len(order)
+        if not found:
+            raise ValueError(f"{self.root}: no {modality!r} rows")
+        return np.concatenate(parts)[:n]
+
     def iter_shards(self) -> Iterator[PairBatch]:
         for i in range(len(self.manifest["shards"])):
             yield self.read_shard(i)

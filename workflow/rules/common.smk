@@ -7,7 +7,7 @@ from dataclasses import asdict
 from snakemake.utils import validate
 
 from vlsae.sae import SAESpec
-from vlsae.embed.toy import TOY_COCO_OPTIONS
+from vlsae.embed.toy import TOY_CONCEPTS, TOY_MARKER, TOY_OPTIONS
 from vlsae.synth.iso import iso_dictionary_size
 
 
@@ -100,21 +100,31 @@ def model_json(wildcards):
     return json.dumps({"name": wildcards.model, **entry})
 
 
-def dataset_json(wildcards):
-    entry = DATASETS[wildcards.dataset]
+def reader_json(dataset):
+    """The dataset's reader arguments (format, root, options), the toy layouts included."""
+    entry = DATASETS[dataset]
     if "toy" in entry:
-        return json.dumps({"format": "coco", "root": toy_dataset_folder(wildcards.dataset), "options": TOY_COCO_OPTIONS})
+        return json.dumps({"format": entry["format"], "root": toy_dataset_folder(dataset), "options": TOY_OPTIONS[entry["format"]]})
     return json.dumps({"format": entry["format"], "root": entry["root"], "options": entry["options"]})
+
+
+def dataset_json(wildcards):
+    return reader_json(wildcards.dataset)
+
+
+def toy_dataset_inputs(dataset):
+    return [rules.toy_dataset.output[0].format(dataset=dataset)] if "toy" in DATASETS[dataset] else []
 
 
 def toy_inputs(wildcards):
     """The toy model folder and toy dataset an embed job needs, if it uses them."""
-    inputs = []
-    if "toy" in MODELS[wildcards.model]:
-        inputs.append(toy_model_folder(MODELS[wildcards.model]["toy"]))
-    if "toy" in DATASETS[wildcards.dataset]:
-        inputs.append(rules.toy_dataset.output[0].format(dataset=wildcards.dataset))
-    return inputs
+    model = MODELS[wildcards.model]
+    return ([toy_model_folder(model["toy"])] if "toy" in model else []) + toy_dataset_inputs(wildcards.dataset)
+
+
+def concept_files(dataset):
+    """COCO instance files (under the dataset root) with the object categories of each image."""
+    return [TOY_CONCEPTS] if "toy" in DATASETS[dataset] else DATASETS[dataset].get("concepts", [])
 
 
 def downloaded(wildcards):
@@ -140,33 +150,72 @@ def zoo_train_args(wildcards, output):
     return train_args(ZOO.values(), output.weights)
 
 
-ZOO_RUNS = [(name, seed) for name in ZOO for seed in REAL["seeds"]]
+BIMODAL_SAE = REAL["bimodal_sae"]
+MS_ENCODER = REAL["monosemanticity_encoder"]
+if REAL["enabled"] and BIMODAL_SAE is not None and (BIMODAL_SAE not in ZOO or ZOO[BIMODAL_SAE].arrangement != "shared"):
+    raise ValueError(f"config key real_saes.bimodal_sae: {BIMODAL_SAE!r} is not a shared SAE of real_saes.zoo "
+                     f"(shared: {[n for n, s in ZOO.items() if s.arrangement == 'shared']})")
+if REAL["enabled"] and MS_ENCODER is not None and MS_ENCODER not in MODELS:
+    raise ValueError(f"config key real_saes.monosemanticity_encoder: {MS_ENCODER!r} not defined (defined: {sorted(MODELS)})")
 
 
-def zoo_alignments(wildcards):
-    """Every trained zoo SAE of one (model, training dataset), marked complete by its alignment."""
-    return [f"{real_sae_folder(wildcards.model, wildcards.dataset, name, seed)}/alignment.npz" for name, seed in ZOO_RUNS]
+def _zoo_runs(names):
+    return [(name, seed) for name in names for seed in REAL["seeds"]]
 
 
-def zoo_run_args(wildcards):
+def zoo_alignments(wildcards, names=ZOO):
+    """Trained zoo SAEs (all, or ``names``) of one (model, training dataset), marked complete by their alignment."""
+    return [f"{real_sae_folder(wildcards.model, wildcards.dataset, name, seed)}/alignment.npz" for name, seed in _zoo_runs(names)]
+
+
+def zoo_run_args(wildcards, names=ZOO):
     return " ".join(f"--run {name} {seed} {real_sae_folder(wildcards.model, wildcards.dataset, name, seed)}"
-                    for name, seed in ZOO_RUNS)
+                    for name, seed in _zoo_runs(names))
+
+
+_ROLES = {  # which evaluate_on stores each suite runs on, by their layout
+    "pairs": lambda d: DATASETS[d]["format"] != "fashioniq",           # encoder, SAE zoo and gap metrics
+    "triplets": lambda d: DATASETS[d]["format"] == "fashioniq",        # vector arithmetic
+    "concepts": lambda d: DATASETS[d]["format"] == "coco" and bool(concept_files(d)),  # concept steering
+    "captions": lambda d: DATASETS[d]["format"] in ("coco", "img2dataset"),             # monosemanticity
+}
+
+
+def eval_sets(role):
+    return [d for d in REAL["evaluate_on"] if _ROLES[role](d)]
 
 
 def encoder_metric_files():
-    return expand(rules.evaluate_encoder.output[0], model=EMBED["models"], dataset=REAL["evaluate_on"])
+    return expand(rules.evaluate_encoder.output[0], model=EMBED["models"], dataset=eval_sets("pairs"))
 
 
-def sae_metric_files():
-    return expand(rules.evaluate_saes.output[0], model=EMBED["models"], dataset=REAL["train_on"],
-                  eval_dataset=REAL["evaluate_on"])
+def suite_metric_files(suite, role, wanted=True):
+    """Metric files of one suite (a ``metrics/real/{model}/{dataset}/{suite}-on-{eval_dataset}`` rule)."""
+    if not wanted:
+        return []
+    return expand(f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/{suite}-on-{{eval_dataset}}.parquet",
+                  model=EMBED["models"], dataset=REAL["train_on"], eval_dataset=eval_sets(role))
+
+
+REAL_TABLES = {  # table file stem: (report-table --kind, its metric files)
+    "iso_table6_encoders": ("iso_table6", encoder_metric_files),
+    "iso_table3_sae_zoo": ("iso_table3", lambda: suite_metric_files("saes", "pairs")),
+    "het_table1_retrieval": ("het_table1", lambda: suite_metric_files("saes", "pairs")),
+    "iso_tables9_11_gap_removal": ("iso_tables9_11", lambda: suite_metric_files("gap", "pairs", BIMODAL_SAE)),
+    "iso_table12_gap_baselines": ("iso_table12", lambda: suite_metric_files("gap", "pairs", BIMODAL_SAE)),
+    "iso_tables7_8_vector_arithmetic": ("iso_tables7_8", lambda: suite_metric_files("arithmetic", "triplets", BIMODAL_SAE)),
+}
+REAL_FIGURES = {  # figure file stem: (report-{kind} command, its metric files)
+    "het_fig7_steering": ("het-fig7", lambda: suite_metric_files("steering", "concepts")),
+    "het_fig8_monosemanticity": ("het-fig8", lambda: suite_metric_files("monosemanticity", "captions", MS_ENCODER)),
+}
 
 
 def real_fig11_stores():
     """One panel per model: its store of the first evaluation dataset."""
-    if not (REAL["enabled"] and REAL["evaluate_on"]):
+    if not (REAL["enabled"] and eval_sets("pairs")):
         return {}
-    return {m: rules.embed.output[0].format(model=m, dataset=REAL["evaluate_on"][0]) for m in EMBED["models"]}
+    return {m: rules.embed.output[0].format(model=m, dataset=eval_sets("pairs")[0]) for m in EMBED["models"]}
 
 
 def _fig2_runs():
@@ -185,10 +234,11 @@ def fig2_panels():
 
 
 def real_report_targets():
-    """Tables and figures of the evaluation suite."""
-    stems = ["tables/iso_table6_encoders", "tables/iso_table3_sae_zoo", "tables/het_table1_retrieval"]
-    figures = ["figures/iso_fig11_cosines"] + (["figures/het_fig2_directions"] if fig2_alignments() else [])
-    return [f"{RESULTS}/{stem}.{ext}" for stem in stems for ext in ("csv", "md")] + \
+    """Tables and figures of the evaluation suite, those with metric files to draw on."""
+    tables = [f"tables/{stem}" for stem, (_, files) in REAL_TABLES.items() if files()]
+    figures = [f"figures/{stem}" for stem, (_, files) in REAL_FIGURES.items() if files()]
+    figures += ["figures/iso_fig11_cosines"] + (["figures/het_fig2_directions"] if fig2_alignments() else [])
+    return [f"{RESULTS}/{stem}.{ext}" for stem in tables for ext in ("csv", "md")] + \
         [f"{RESULTS}/{stem}.{ext}" for stem in figures for ext in ("pdf", "png")]
 
 

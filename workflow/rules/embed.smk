@@ -74,9 +74,10 @@ rule toy_model:
 
 rule toy_dataset:
     output:
-        f"{toy_dataset_folder('{dataset}')}/{TOY_COCO_OPTIONS['annotations']}",
+        f"{toy_dataset_folder('{dataset}')}/{TOY_MARKER}",
     params:
         folder=lambda wc: toy_dataset_folder(wc.dataset),
+        format=lambda wc: DATASETS[wc.dataset]["format"],
         toy=lambda wc: DATASETS[wc.dataset]["toy"],
     log:
         f"{RESULTS}/logs/toy/dataset-{{dataset}}.log",
@@ -89,7 +90,7 @@ rule toy_dataset:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae toy-vlm --dataset {params.folder} --n-images {params.toy[n_images]}"
+        "vlsae toy-vlm --dataset {params.folder} --format {params.format} --n-images {params.toy[n_images]}"
         " --captions-per-image {params.toy[captions_per_image]} --corrupt {params.toy[corrupt]}"
         " --empty {params.toy[empty]} > {log} 2>&1"
 

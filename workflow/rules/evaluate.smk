@@ -119,3 +119,93 @@ rule evaluate_saes:
         "vlsae --threads {threads} eval-saes --data {params.folder} {params.runs} --options '{params.options}'"
         " --tag model={wildcards.model} --tag dataset={wildcards.dataset} --tag eval_dataset={wildcards.eval_dataset}"
         " --out {output} > {log} 2>&1"
+
+
+rule evaluate_bimodal_sae:
+    input:
+        alignments=lambda wildcards: zoo_alignments(wildcards, [BIMODAL_SAE]),
+        train=rules.embed.output[0],
+        data=f"{RESULTS}/embeddings/{{model}}/{{eval_dataset}}/manifest.json",
+    output:
+        f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/{{analysis}}-on-{{eval_dataset}}.parquet",
+    wildcard_constraints:
+        analysis="gap|arithmetic",
+    params:
+        train=subpath(input.train, parent=True),
+        folder=subpath(input.data, parent=True),
+        runs=lambda wildcards: zoo_run_args(wildcards, [BIMODAL_SAE]),
+        options=json.dumps(REAL["evaluation"]),
+    log:
+        f"{RESULTS}/logs/evaluate/{{model}}-{{dataset}}/{{analysis}}-on-{{eval_dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{model}}-{{dataset}}/{{analysis}}-on-{{eval_dataset}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        gpu=model_gpus,
+        mem_mb=16000,
+        runtime=4 * 60,
+    shell:
+        "vlsae --threads {threads} eval-{wildcards.analysis} --data {params.folder} --train-data {params.train}"
+        " {params.runs} --options '{params.options}' --tag model={wildcards.model} --tag dataset={wildcards.dataset}"
+        " --tag eval_dataset={wildcards.eval_dataset} --out {output} > {log} 2>&1"
+
+
+rule evaluate_steering:
+    input:
+        alignments=zoo_alignments,
+        data=f"{RESULTS}/embeddings/{{model}}/{{eval_dataset}}/manifest.json",
+        toy=lambda wildcards: toy_dataset_inputs(wildcards.eval_dataset),
+    output:
+        f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/steering-on-{{eval_dataset}}.parquet",
+    params:
+        folder=subpath(input.data, parent=True),
+        runs=zoo_run_args,
+        dataset=lambda wildcards: reader_json(wildcards.eval_dataset),
+        concepts=lambda wildcards: " ".join(concept_files(wildcards.eval_dataset)),
+        options=json.dumps(REAL["evaluation"]),
+    log:
+        f"{RESULTS}/logs/evaluate/{{model}}-{{dataset}}/steering-on-{{eval_dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{model}}-{{dataset}}/steering-on-{{eval_dataset}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        gpu=model_gpus,
+        mem_mb=16000,
+        runtime=2 * 60,
+    shell:
+        "vlsae --threads {threads} eval-steering --data {params.folder} --dataset '{params.dataset}'"
+        " --concepts {params.concepts} {params.runs} --options '{params.options}' --tag model={wildcards.model}"
+        " --tag dataset={wildcards.dataset} --tag eval_dataset={wildcards.eval_dataset} --out {output} > {log} 2>&1"
+
+
+rule evaluate_monosemanticity:
+    input:
+        alignments=zoo_alignments,
+        data=f"{RESULTS}/embeddings/{{model}}/{{eval_dataset}}/manifest.json",
+        external=lambda wildcards: rules.embed.output[0].format(model=MS_ENCODER, dataset=wildcards.eval_dataset),
+    output:
+        f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/monosemanticity-on-{{eval_dataset}}.parquet",
+    params:
+        folder=subpath(input.data, parent=True),
+        external=subpath(input.external, parent=True),
+        runs=zoo_run_args,
+        options=json.dumps(REAL["evaluation"]),
+    log:
+        f"{RESULTS}/logs/evaluate/{{model}}-{{dataset}}/monosemanticity-on-{{eval_dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{model}}-{{dataset}}/monosemanticity-on-{{eval_dataset}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        gpu=model_gpus,
+        mem_mb=16000,
+        runtime=4 * 60,
+    shell:
+        "vlsae --threads {threads} eval-monosemanticity --data {params.folder} --external {params.external}"
+        " {params.runs} --options '{params.options}' --tag model={wildcards.model} --tag dataset={wildcards.dataset}"
+        " --tag eval_dataset={wildcards.eval_dataset} --out {output} > {log} 2>&1"

@@ -120,17 +120,18 @@ rule report_iso_fig9:
 
 rule report_real_table:
     input:
-        lambda wildcards: encoder_metric_files() if wildcards.table == "iso_table6" else sae_metric_files(),
+        lambda wildcards: REAL_TABLES[wildcards.real_table][1](),
     output:
-        table=report(f"{RESULTS}/tables/{{table}}_{{stem}}.csv", caption="../report/real_tables.rst", category="Real data"),
-        markdown=f"{RESULTS}/tables/{{table}}_{{stem}}.md",
+        table=report(f"{RESULTS}/tables/{{real_table}}.csv", caption="../report/real_tables.rst", category="Real data"),
+        markdown=f"{RESULTS}/tables/{{real_table}}.md",
     wildcard_constraints:
-        table="iso_table6|iso_table3|het_table1",
-        stem="encoders|sae_zoo|retrieval",
+        real_table=_one_of(REAL_TABLES),
+    params:
+        kind=lambda wildcards: REAL_TABLES[wildcards.real_table][0],
     log:
-        f"{RESULTS}/logs/report/{{table}}_{{stem}}.log",
+        f"{RESULTS}/logs/report/{{real_table}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/report/{{table}}_{{stem}}.tsv"
+        f"{RESULTS}/benchmarks/report/{{real_table}}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
@@ -138,7 +139,34 @@ rule report_real_table:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-table {input} --kind {wildcards.table} --table {output.table} --markdown {output.markdown} > {log} 2>&1"
+        "vlsae report-table {input} --kind {params.kind} --table {output.table} --markdown {output.markdown} > {log} 2>&1"
+
+
+rule report_real_figure:
+    input:
+        lambda wildcards: REAL_FIGURES[wildcards.real_figure][1](),
+    output:
+        table=f"{RESULTS}/tables/{{real_figure}}.csv",
+        markdown=f"{RESULTS}/tables/{{real_figure}}.md",
+        pdf=f"{RESULTS}/figures/{{real_figure}}.pdf",
+        png=report(f"{RESULTS}/figures/{{real_figure}}.png", caption="../report/real_figures.rst", category="Real data"),
+    wildcard_constraints:
+        real_figure=_one_of(REAL_FIGURES),
+    params:
+        kind=lambda wildcards: REAL_FIGURES[wildcards.real_figure][0],
+    log:
+        f"{RESULTS}/logs/report/{{real_figure}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/{{real_figure}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae report-{params.kind} {input} --table {output.table} --markdown {output.markdown}"
+        " --pdf {output.pdf} --png {output.png} > {log} 2>&1"
 
 
 rule report_iso_fig11:

@@ -138,6 +138,18 @@ def read_coco(root: str | Path, annotations: str = "annotations/captions_train20
     return PairSource(_table(rows, str(root / annotations)))
 
 
+def read_coco_concepts(root: str | Path, files: list[str]) -> tuple[list[str], dict[str, set[str]]]:
+    """COCO object categories per image from instance files (``annotations/instances_*.json``),
+    pooled: the category names in id order, and ``str(image_id) -> {names}`` (HET Fig. 7)."""
+    names, per_image = {}, {}
+    for file in files:
+        data = json.loads((Path(root) / file).read_text())
+        names.update({c["id"]: c["name"] for c in data["categories"]})
+        for ann in data["annotations"]:
+            per_image.setdefault(str(ann["image_id"]), set()).add(ann["category_id"])
+    return [names[i] for i in sorted(names)], {k: {names[c] for c in v} for k, v in per_image.items()}
+
+
 def read_imagenet(root: str | Path, classnames: str | None = None) -> PairSource:
     """ImageNet val as class folders ``root/<wnid>/*.JPEG``; the text side is the class's prompt ensemble.
 

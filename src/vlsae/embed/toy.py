@@ -18,15 +18,19 @@ from ..atomic import write_json
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (235, 210, 40),
            "black": (20, 20, 20), "white": (245, 245, 245)}
 SHAPES = ("circle", "square", "triangle")
+CONCEPTS = SHAPES + tuple(COLOURS)
 
 
-def draw_pair(rng: np.random.Generator, size: int = 64):
-    """One PIL image of a coloured shape on a coloured background, and captions describing it."""
+def draw_pair(rng: np.random.Generator, size: int = 64, shape: str | None = None, colour: str | None = None):
+    """One PIL image of a coloured shape on a coloured background, captions describing it, and its
+    concepts ``{"shape", "colour"}`` (the foreground colour). ``shape`` and ``colour`` are drawn
+    at random unless given."""
     from PIL import Image, ImageDraw
 
     names = list(COLOURS)
-    fg, bg = rng.choice(len(names), size=2, replace=False)
-    shape = SHAPES[rng.integers(len(SHAPES))]
+    fg = names.index(colour) if colour else int(rng.integers(len(names)))
+    bg = int(rng.choice([i for i in range(len(names)) if i != fg]))
+    shape = shape or SHAPES[rng.integers(len(SHAPES))]
     image = Image.new("RGB", (size, size), COLOURS[names[bg]])
     draw = ImageDraw.Draw(image)
     r = int(rng.integers(size // 6, size // 3))
@@ -42,11 +46,25 @@ def draw_pair(rng: np.random.Generator, size: int = 64):
     captions = [f"a {names[fg]} {shape} on a {names[bg]} background",
                 f"a {shape} drawn in {names[fg]}, on the {where}",
                 f"{names[bg]} picture with a {names[fg]} {shape}"]
-    return image, captions
+    return image, captions, {"shape": shape, "colour": names[fg]}
+
+
+def _save_jpeg(image, path: Path, truncate: bool = False) -> None:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    data = buffer.getvalue()
+    path.write_bytes(data[: len(data) // 3] if truncate else data)
 
 
 TOY_COCO_OPTIONS = {"annotations": "annotations/captions_toy.json", "images": "images"}
 """Reader options (``read_coco``) of a dataset written by ``write_toy_coco``."""
+TOY_CONCEPTS = "annotations/instances_toy.json"
+"""COCO-style instances of a toy dataset: its concepts (3 shapes, 6 colours) per image (HET Fig. 7)."""
+TOY_OPTIONS = {"coco": TOY_COCO_OPTIONS, "imagenet": {"classnames": "classnames.json"},
+               "fashioniq": {"split": "val", "categories": ["shapes"]}}
+"""Reader options of the toy dataset of each format (``write_toy``)."""
+TOY_MARKER = "toy.json"
+"""Written last by ``write_toy``: the toy dataset is complete."""
 
 
 def write_toy_coco(root: str | Path, n_images: int, captions_per_image: int = 2, seed: int = 0,
@@ -61,23 +79,78 @@ def write_toy_coco(root: str | Path, n_images: int, captions_per_image: int = 2,
     root = Path(root)
     (root / TOY_COCO_OPTIONS["images"]).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    images, annotations = [], []
+    images, annotations, instances = [], [], []
     for i in range(n_images):
-        image, captions = draw_pair(rng, size=min(size))
+        image, captions, concepts = draw_pair(rng, size=min(size))
         if image.size != size:
             image = image.resize(size)
         name = f"{i:08d}.jpg"
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=90)
-        data = buffer.getvalue()
-        (root / TOY_COCO_OPTIONS["images"] / name).write_bytes(data[: len(data) // 3] if i < corrupt else data)
+        _save_jpeg(image, root / TOY_COCO_OPTIONS["images"] / name, truncate=i < corrupt)
         images.append({"id": i, "file_name": name, "width": image.width, "height": image.height})
         for j in range(captions_per_image):
             caption = captions[j % len(captions)] + (f" #{j}" if j >= len(captions) else "")
             annotations.append({"id": len(annotations), "image_id": i, "caption": "" if len(annotations) < empty else caption})
+        instances += [{"id": len(instances) + j, "image_id": i, "category_id": CONCEPTS.index(c) + 1}
+                      for j, c in enumerate(concepts.values())]
+    write_json(root / TOY_CONCEPTS, {"images": images, "annotations": instances,
+                                     "categories": [{"id": i + 1, "name": c} for i, c in enumerate(CONCEPTS)]})
     path = root / TOY_COCO_OPTIONS["annotations"]
     write_json(path, {"images": images, "annotations": annotations})
     return path
+
+
+def write_toy_imagenet(root: str | Path, n_images: int, seed: int = 0) -> Path:
+    """ImageNet-style toy dataset: ``root/<colour>_<shape>/*.JPEG`` (18 classes, drawn round-robin)
+    and ``root/classnames.json`` (folder -> "red circle"). Returns the class-name file."""
+    root, rng = Path(root), np.random.default_rng(seed)
+    classes = {f"{c}_{s}": f"{c} {s}" for c in COLOURS for s in SHAPES}
+    for i in range(n_images):
+        folder = list(classes)[i % len(classes)]
+        colour, shape = folder.split("_")
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        _save_jpeg(draw_pair(rng, shape=shape, colour=colour)[0], root / folder / f"toy_val_{i:08d}.JPEG")
+    path = root / TOY_OPTIONS["imagenet"]["classnames"]
+    write_json(path, classes)
+    return path
+
+
+def write_toy_fashioniq(root: str | Path, n_images: int, seed: int = 0) -> Path:
+    """FashionIQ-style toy triplets: ``root/images/<id>.jpg`` and ``root/captions/cap.shapes.val.json``.
+
+    Each candidate image gets a target that differs in colour or shape, and two relative captions
+    naming the change ("make it red", "is a red square")."""
+    root, rng = Path(root), np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "captions").mkdir(parents=True, exist_ok=True)
+    triplets = []
+    for i in range(n_images):
+        _, _, source = draw_pair(rng)
+        target = dict(source)
+        key = "colour" if rng.random() < 0.5 else "shape"
+        choices = [c for c in (COLOURS if key == "colour" else SHAPES) if c != source[key]]
+        target[key] = choices[rng.integers(len(choices))]
+        for name, concepts in ((f"{i:08d}s", source), (f"{i:08d}t", target)):
+            _save_jpeg(draw_pair(rng, **concepts)[0], root / "images" / f"{name}.jpg")
+        change = f"make it {target[key]}" if key == "colour" else f"make it a {target[key]}"
+        triplets.append({"candidate": f"{i:08d}s", "target": f"{i:08d}t",
+                         "captions": [change, f"is a {target['colour']} {target['shape']}"]})
+    path = root / "captions" / "cap.shapes.val.json"
+    write_json(path, triplets)
+    return path
+
+
+WRITERS = {"coco": write_toy_coco, "imagenet": write_toy_imagenet, "fashioniq": write_toy_fashioniq}
+
+
+def write_toy(format: str, root: str | Path, n_images: int, seed: int = 0, **options) -> Path:
+    """The toy dataset of ``format`` (coco options: ``captions_per_image``, ``corrupt``, ``empty``),
+    then the ``TOY_MARKER`` that says it is complete. Returns the marker."""
+    if format not in WRITERS:
+        raise ValueError(f"no toy dataset of format {format!r}; expected one of {sorted(WRITERS)}")
+    WRITERS[format](root, n_images, seed=seed, **(options if format == "coco" else {}))
+    marker = Path(root) / TOY_MARKER
+    write_json(marker, {"format": format, "n_images": n_images, "seed": seed, **options})
+    return marker
 
 
 def _layers(width: int, layers: int) -> dict:

@@ -1,4 +1,9 @@
-"""Semantic vector arithmetic (ISO App. H, Tables 7-8): the out-of-distribution score of queries.
+"""Semantic vector arithmetic (ISO App. H, Tables 7-8): queries and their out-of-distribution score.
+
+With SAE reconstructions ``X^ = Z D`` and bimodal reconstructions ``X~ = (Z * delta) D`` of the source
+images ``I_src`` and of the relative captions ``Delta``, the queries are the baselines ``I^_src`` and
+``Delta^``, the classical ``Q = I^_src + Delta^`` and ``Q_SAE = I~_src + Delta~``. They retrieve the
+reconstructed targets ``T^`` by cosine; the paper scores ``(r@10 + r@50) / 2``.
 
 ``ood_score``: the distance of each query to its K-th nearest neighbour among the targets, and of
 each target to its K-th nearest neighbour among the targets, then the accuracy of the best
@@ -26,6 +31,12 @@ def kth_neighbour_distance(points: np.ndarray, reference: np.ndarray, k: int, ch
         dist = torch.cdist(torch.from_numpy(np.asarray(points[start:start + chunk], dtype=np.float32)), ref)
         out.append(dist.kthvalue(k, dim=1).values)
     return torch.cat(out).double().numpy()
+
+
+def queries(source: tuple[np.ndarray, np.ndarray], delta: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """The four query sets from ``(full, bimodal)`` reconstructions of the sources and of Delta."""
+    return {"baseline_delta": delta[0], "baseline_source": source[0], "Q": source[0] + delta[0],
+            "Q_SAE": source[1] + delta[1]}
 
 
 def ood_score(queries: np.ndarray, targets: np.ndarray, k: int = 10) -> float:

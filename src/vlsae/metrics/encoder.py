@@ -16,15 +16,18 @@ def _hits(similarity: np.ndarray, k: int) -> np.ndarray:
     return (similarity > diagonal).sum(1) < k
 
 
+def query_recall_at_k(queries: np.ndarray, targets: np.ndarray, k: int, batch: int = 256) -> float:
+    """One-way recall@k: the share of queries ``i`` whose own target ``i`` is among the ``k`` most
+    similar targets of its batch of ``b = batch`` consecutive pairs (``Q_b T_b^T``)."""
+    hits = [_hits(queries[s:s + batch] @ targets[s:s + batch].T, k) for s in range(0, len(queries), batch)]
+    return float(np.concatenate(hits).mean())
+
+
 def recall_at_k(image: np.ndarray, text: np.ndarray, k: int, batch: int = 256) -> float:
     """ISO App. E.1: ``recall@k = 1/(2b) sum_i (1[i in topk_i^img] + 1[i in topk_i^txt])`` on
     ``C = I T^T``, computed in consecutive batches of ``b = batch`` pairs and averaged over pairs
     (a last, smaller batch counts with its own size b)."""
-    hits = []
-    for start in range(0, len(image), batch):
-        c = image[start:start + batch] @ text[start:start + batch].T
-        hits += [_hits(c, k), _hits(c.T, k)]
-    return float(np.concatenate(hits).mean())
+    return (query_recall_at_k(image, text, k, batch) + query_recall_at_k(text, image, k, batch)) / 2
 
 
 def zero_shot_accuracy(image: np.ndarray, labels: np.ndarray, class_embeddings: np.ndarray, class_labels: np.ndarray,
@@ -80,6 +83,8 @@ def linear_probe_accuracy(train: np.ndarray, train_labels: np.ndarray, test: np.
     x = torch.from_numpy(np.asarray(train, dtype=np.float32))
     target = torch.from_numpy(y)
     layer = torch.nn.Linear(x.shape[1], len(classes))
+    torch.nn.init.zeros_(layer.weight)  # the problem is convex: a fixed start makes the result deterministic
+    torch.nn.init.zeros_(layer.bias)
     opt = torch.optim.LBFGS(layer.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():

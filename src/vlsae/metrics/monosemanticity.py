@@ -8,8 +8,9 @@ With unit embeddings ``e_n`` from an external encoder and ``s_nm = e_n . e_m``:
 
 because ``sum_{n<m} a_n a_m s_nm = (||sum a_n e_n||^2 - sum a_n^2 ||e_n||^2) / 2``. Two passes: the
 first finds ``lo`` and ``hi``, the second accumulates ``sum z_n e_n``, ``sum z_n``, ``sum z_n^2`` and
-``sum e_n`` (the affine map is applied at the end, so sparse codes stay sparse). Latents that never
-vary (``hi = lo``) get NaN.
+``sum e_n`` (the affine map is applied at the end, so sparse codes stay sparse). Latents with no pair
+to score get NaN: those that never vary (``hi = lo``) and those with a single non-zero ``a_n``
+(``sum_{n<m} a_n a_m = 0``).
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ class MonosemanticityAccumulator:
             a_e = (self.z_e - lo[:, None] * self.e_sum[None, :]) / span[:, None]
             a_sum = (self.z_sum - self.n * lo) / span
             a_sq = (self.z_sq - 2 * lo * self.z_sum + self.n * lo ** 2) / span ** 2
-            ms = ((a_e ** 2).sum(1) - a_sq) / (a_sum ** 2 - a_sq)
-        return np.where(span > 0, ms, np.nan)
+            pairs = a_sum ** 2 - a_sq  # 2 sum_{n<m} a_n a_m
+            ms = ((a_e ** 2).sum(1) - a_sq) / pairs
+        return np.where((span > 0) & (pairs > 1e-9 * a_sum ** 2), ms, np.nan)
 
 
 def code_range(batches) -> tuple[np.ndarray, np.ndarray]:

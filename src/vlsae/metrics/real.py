@@ -43,6 +43,9 @@ class EvalOptions:
     retrieval_pairs: int = 25000
     ot_solver: str = "emd"
     fda_denominator: str = "printed"
+    ood_k: int = 10
+    steering_strength: float = 1.0
+    steering_sources: int = 100
 
     @classmethod
     def from_dict(cls, data: dict) -> "EvalOptions":
@@ -78,7 +81,7 @@ class EvalSet:
         if store.metadata.get("dataset", {}).get("format") == "imagenet":
             data.labels = store.source_ids("text")
             data.classes, first = np.unique(data.labels, return_index=True)
-            data.class_embeddings = _text_rows(store, first, opts.batch_size)
+            data.class_embeddings = side_rows(store, "text", first, opts.batch_size)
         else:
             data.retrieval = _head(store, opts.retrieval_pairs)
             data.image_ids = store.source_ids("image")[:len(data.retrieval)]
@@ -96,12 +99,12 @@ class EvalSet:
         return {f"zero_shot@{k}": c / len(self.store) for k, c in correct.items()}
 
 
-def _text_rows(store: EmbeddingStore, rows: np.ndarray, batch_size: int) -> np.ndarray:
-    """Text embeddings at the given pair indices, streamed."""
+def side_rows(store: EmbeddingStore, side: str, rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """``side`` embeddings (image or text) at the given pair indices, streamed."""
     out, start = np.empty((len(rows), store.dim), dtype=np.float32), 0
     for batch in store.iter_batches(batch_size):
         inside = (rows >= start) & (rows < start + len(batch))
-        out[inside] = batch.text[rows[inside] - start]
+        out[inside] = getattr(batch, side)[rows[inside] - start]
         start += len(batch)
     return out
 
@@ -130,7 +133,7 @@ def evaluate_encoder(data: EvalSet, opts: EvalOptions, progress: bool = True) ->
     return [{"metric": metric, "value": value} for metric, value in metrics.items()]
 
 
-class _Run:
+class SAERun:
     """One paired SAE on a device: codes and reconstructions of either side as numpy."""
 
     def __init__(self, model: PairedSAE, device: torch.device):
@@ -144,8 +147,41 @@ class _Run:
         x_hat, code = self.model.side(side)(torch.from_numpy(x).to(self.device))
         return x_hat.float().cpu().numpy(), code.dense().float().cpu().numpy()
 
+    @torch.no_grad()
+    def reconstruct(self, side: str, x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(Z D, (Z * keep) D)``: the full reconstruction and the one from the latents in ``keep``
+        only (the bimodal reconstruction ``X~`` of ISO App. H-I when ``keep`` is the bimodal mask)."""
+        sae = self.model.side(side)
+        code = sae.encode(torch.from_numpy(x).to(self.device))
+        dense, mask = code.dense(), torch.from_numpy(np.asarray(keep, dtype=np.float32)).to(self.device)
+        return tuple(sae.decode(Code(z, None, code.m)).float().cpu().numpy() for z in (dense, dense * mask))
 
-def _insertion_deletion(run: _Run, side: str, x: np.ndarray, chunk: int = 256) -> tuple[float, float]:
+
+@dataclass
+class TrainReference:
+    """What ISO App. H, I and L take from the SAE's *training* store, one pass: the modality means of
+    the embeddings and of their reconstructions (``mu_I, mu_T, mu_I^, mu_T^``; used on every
+    evaluation set, "for fairness", ISO App. I) and the bimodal mask from the training energies."""
+
+    raw: np.ndarray
+    recon: np.ndarray
+    bimodal: np.ndarray
+
+    @classmethod
+    def read(cls, run: SAERun, store: EmbeddingStore, opts: EvalOptions, progress: bool = True) -> "TrainReference":
+        sums, energy = np.zeros((4, store.dim)), {}
+        for batch in tqdm(store.iter_batches(opts.batch_size), total=store.n_batches(opts.batch_size),
+                          desc="training means", disable=not progress, mininterval=2.0):
+            for i, side in enumerate(SIDES):
+                x_hat, z = run(side, getattr(batch, side))
+                sums[i] += getattr(batch, side).sum(0)
+                sums[2 + i] += x_hat.sum(0)
+                energy[side] = energy.get(side, 0.0) + (z.astype(np.float64) ** 2).sum(0)
+        mu = modality.modality_score(energy["image"], energy["text"])
+        return cls(sums[:2] / len(store), sums[2:] / len(store), modality.bimodal_mask(mu, opts.tau))
+
+
+def _insertion_deletion(run: SAERun, side: str, x: np.ndarray, chunk: int = 256) -> tuple[float, float]:
     """Mean C-insertion and C-deletion over ``x`` (the support of each code gathered, then scored)."""
     atoms, bias = run.atoms(side), run.model.side(side).b_dec.detach().float().cpu().numpy()
     ins, dele = [], []
@@ -160,16 +196,16 @@ def _insertion_deletion(run: _Run, side: str, x: np.ndarray, chunk: int = 256) -
     return float(np.concatenate(ins).mean()), float(np.concatenate(dele).mean())
 
 
-def _codes(run: _Run, side: str, x: np.ndarray, perm: np.ndarray | None, batch: int) -> sparse.csr_matrix:
-    parts = [run(side, x[s:s + batch])[1] for s in range(0, len(x), batch)]
-    z = np.concatenate(parts)
-    return sparse.csr_matrix(z[:, perm] if perm is not None else z)
+def sparse_codes(run: SAERun, side: str, x: np.ndarray, perm: np.ndarray | None, batch: int) -> sparse.csr_matrix:
+    """Codes of ``x`` as a CSR matrix, columns re-indexed by ``perm`` (post-hoc alignment) if given."""
+    z = sparse.vstack([sparse.csr_matrix(run(side, x[s:s + batch])[1]) for s in range(0, len(x), batch)], format="csr")
+    return z[:, perm] if perm is not None else z
 
 
 def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, opts: EvalOptions,
                  device: torch.device, progress: bool = True) -> list[dict]:
     """Every metric of one trained SAE on ``data``; rows carry a ``method`` (``""`` or ``post-hoc``)."""
-    run, store = _Run(model, device), data.store
+    run, store = SAERun(model, device), data.store
     components = {side: model.component_of(side) for side in SIDES}
     shared = model.spec.arrangement == "shared"
     recon = {side: general.ReconstructionStats(mean=data.means[i]) for i, side in enumerate(SIDES)}
@@ -218,7 +254,7 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
     return rows
 
 
-def _modality_rows(run: _Run, data: EvalSet, energy: dict, cross_moment: np.ndarray, opts: EvalOptions) -> dict:
+def _modality_rows(run: SAERun, data: EvalSet, energy: dict, cross_moment: np.ndarray, opts: EvalOptions) -> dict:
     """ISO E.2.2 on one dictionary: share of bimodal latents and of their energy, p_acc, rho, FDA, delta_r@1."""
     atoms = normalised(run.atoms("image"))
     total = (energy["image"] + energy["text"]) / 2
@@ -228,17 +264,9 @@ def _modality_rows(run: _Run, data: EvalSet, energy: dict, cross_moment: np.ndar
     accuracy = np.zeros(len(atoms))
     accuracy[live] = modality.probe_accuracy(atoms[live], data.head.image, data.head.text)
     plan = modality.transport_plan(energy["image"], energy["text"], atoms, solver=opts.ot_solver)
-    mask = torch.from_numpy(bimodal.astype(np.float32)).to(run.device)
     full = bimodal_only = 0.0
     for batch in data.store.iter_batches(opts.recall_batch):
-        recon = {}
-        for side in SIDES:
-            sae = run.model.side(side)
-            with torch.no_grad():
-                code = sae.encode(torch.from_numpy(getattr(batch, side)).to(run.device))
-                dense = code.dense()
-                recon[side] = (sae.decode(Code(dense, None, code.m)).float().cpu().numpy(),
-                               sae.decode(Code(dense * mask, None, code.m)).float().cpu().numpy())
+        recon = {side: run.reconstruct(side, getattr(batch, side), bimodal) for side in SIDES}
         unit = [normalised(recon[s][j]) for j in (0, 1) for s in SIDES]
         full += encoder.recall_at_k(unit[0], unit[1], 1, opts.recall_batch) * len(batch)
         bimodal_only += encoder.recall_at_k(unit[2], unit[3], 1, opts.recall_batch) * len(batch)
@@ -250,13 +278,13 @@ def _modality_rows(run: _Run, data: EvalSet, energy: dict, cross_moment: np.ndar
             "delta_r@1": (full - bimodal_only) / len(data.store)}
 
 
-def _het_rows(run: _Run, data: EvalSet, perm: np.ndarray | None, opts: EvalOptions) -> dict:
+def _het_rows(run: SAERun, data: EvalSet, perm: np.ndarray | None, opts: EvalOptions) -> dict:
     """HET Table 1 on latent codes: COCO-protocol retrieval, or zero-shot on an ImageNet-format store.
     ``perm`` re-indexes the text codes (post-hoc alignment)."""
     if data.labels is None:
-        image = _codes(run, "image", data.retrieval.image, None, opts.batch_size)
-        text = _codes(run, "text", data.retrieval.text, perm, opts.batch_size)
+        image = sparse_codes(run, "image", data.retrieval.image, None, opts.batch_size)
+        text = sparse_codes(run, "text", data.retrieval.text, perm, opts.batch_size)
         return heterogeneity.retrieval_recall(image, text, data.image_ids)
-    class_codes = _codes(run, "text", data.class_embeddings, perm, opts.batch_size).toarray()
-    return data.zero_shot(lambda images: _codes(run, "image", images, None, opts.batch_size).toarray(), class_codes,
+    class_codes = sparse_codes(run, "text", data.class_embeddings, perm, opts.batch_size).toarray()
+    return data.zero_shot(lambda images: sparse_codes(run, "image", images, None, opts.batch_size).toarray(), class_codes,
                           opts.batch_size)

@@ -1,4 +1,4 @@
-"""Real-data tables and figures: ISO Tables 3 and 6, HET Table 1 and Fig. 2.
+"""Real-data tables and figures: ISO Tables 3, 6, 7-8, 9-12; HET Table 1 and Figs. 2, 7, 8.
 
 Inputs are the tidy rows of ``eval-encoder`` (``model, dataset, metric, value``) and ``eval-saes``
 (``model, dataset, eval_dataset, sae, seed, method, component, metric, value``; ``seed = -1`` marks
@@ -107,3 +107,87 @@ def directions_table(histograms: dict[str, np.ndarray]) -> pd.DataFrame:
                           "mean_distance": float((row * centres).sum() / row.sum()) if row.sum() else np.nan}
                          for title, counts in histograms.items()
                          for row, lo, hi in zip(counts, CORR_BINS[:-1], CORR_BINS[1:])])
+
+
+GAP_TABLES = {  # methods and metrics of ISO Tables 9-11 and of Table 12, in paper order
+    "iso_tables9_11": (["reconstruction", "center", "bimodal", "random", "shift"], ["gap_dim", "gap_wasserstein", "recall@1", "zero_shot@1"]),
+    "iso_table12": (["unchanged", "baseline_a", "baseline_b", "baseline_c", "bimodal"], ["gap_dim", "separability", "ood"]),
+}
+
+
+def _by_method(tidy: pd.DataFrame, keys: list[str], methods: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Seed means, one row per ``keys + [method]`` in ``methods`` order, the ``metrics`` as columns."""
+    tidy = tidy[tidy["method"].isin(methods) & tidy["metric"].isin(metrics)]
+    wide = _seed_means(tidy, keys + ["method"]).pivot_table(index=keys + ["method"], columns="metric", values="value")
+    wide = wide.reset_index()
+    wide.columns.name = None
+    rank = {m: i for i, m in enumerate(methods)}
+    wide = wide.sort_values(keys + ["method"], key=lambda c: c.map(rank) if c.name == "method" else c)
+    return wide[keys + ["method", *[m for m in metrics if m in wide]]].reset_index(drop=True)
+
+
+def gap_table(tidy: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """ISO Tables 9-11 (``iso_tables9_11``: recall@1 on caption sets, zero-shot on ImageNet-format
+    ones) or Table 12 (``iso_table12``), one row per (model, SAE, evaluation set, method)."""
+    methods, metrics = GAP_TABLES[kind]
+    return _by_method(tidy, ["model", "dataset", "sae", "eval_dataset"], methods, metrics)
+
+
+def arithmetic_table(tidy: pd.DataFrame) -> pd.DataFrame:
+    """ISO Tables 7 (OOD score) and 8 ((r@10 + r@50) / 2), one row per (model, SAE, set, query)."""
+    return _by_method(tidy, ["model", "dataset", "sae", "eval_dataset"], ["baseline_delta", "baseline_source", "Q", "Q_SAE"],
+                      ["recall", "r@10", "r@50", "ood"])
+
+
+def steering_table(tidy: pd.DataFrame) -> pd.DataFrame:
+    """HET Fig. 7's numbers: mAP and MRR per (model, evaluation set, method), mean over concepts,
+    then seeds; ``+ post-hoc`` rows use the saved alignment."""
+    tidy = tidy.assign(method=[s if m == "" else f"{s} + {m}" for s, m in zip(tidy["sae"], tidy["method"].fillna(""))])
+    keys = ["model", "dataset", "eval_dataset"]
+    per_seed = tidy.groupby(keys + ["method", "seed", "metric"])["value"].mean().reset_index()
+    return _by_method(per_seed, keys, list(dict.fromkeys(tidy["method"])), ["map", "mrr"])
+
+
+def plot_steering(table: pd.DataFrame, pdf_path: str, png_path: str) -> None:
+    """HET Fig. 7: mAP and MRR of concept steering per method, one panel per (model, evaluation set)."""
+    panels = list(table.groupby(["model", "eval_dataset"], sort=False))
+    fig, axes = plt.subplots(1, len(panels), figsize=(1 + 0.7 * len(table) / max(len(panels), 1) + 2, 3.6),
+                             constrained_layout=True, squeeze=False)
+    for ax, ((model, data), part) in zip(axes[0], panels):
+        x = np.arange(len(part))
+        ax.bar(x - 0.2, part["map"], 0.4, label="mAP")
+        ax.bar(x + 0.2, part["mrr"], 0.4, label="MRR")
+        ax.set_xticks(x, part["method"], rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"{model} on {data}")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].legend()
+    save_figure(fig, pdf_path, png_path)
+
+
+def sorted_scores(tidy: pd.DataFrame) -> pd.DataFrame:
+    """HET Fig. 8's curves: per (model, evaluation set, SAE, side) the MS of live latents sorted in
+    descending order within each seed, then averaged over seeds rank by rank."""
+    keys = ["model", "dataset", "eval_dataset", "sae", "component"]
+    tidy = tidy[tidy["value"].notna()].sort_values("value", ascending=False)
+    tidy = tidy.assign(rank=tidy.groupby(keys + ["seed"]).cumcount())
+    return tidy.groupby(keys + ["rank"])["value"].mean().reset_index(name="ms")
+
+
+def monosemanticity_table(curves: pd.DataFrame) -> pd.DataFrame:
+    keys = ["model", "dataset", "eval_dataset", "sae", "component"]
+    return curves.groupby(keys, sort=False)["ms"].agg(live_latents="size", mean_ms="mean", median_ms="median").reset_index()
+
+
+def plot_monosemanticity(curves: pd.DataFrame, pdf_path: str, png_path: str) -> None:
+    """HET Fig. 8: sorted MS per SAE, one panel per (model, side)."""
+    panels = list(curves.groupby(["model", "eval_dataset", "component"], sort=False))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), constrained_layout=True, squeeze=False)
+    for ax, ((model, data, side), part) in zip(axes[0], panels):
+        for sae, curve in part.groupby("sae", sort=False):
+            ax.plot(curve["rank"], curve["ms"], label=sae)
+        ax.set_title(f"{model} on {data}: {side} latents")
+        ax.set_xlabel("latent (sorted)")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("monosemanticity score")
+    axes[0, 0].legend(fontsize=7)
+    save_figure(fig, pdf_path, png_path)
