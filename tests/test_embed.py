@@ -248,3 +248,27 @@ def test_open_clip_backend_from_a_local_checkpoint(toy, tmp_path):
     assert manifest["dim"] == 16 and image.shape == text.shape == (77, 16)
     np.testing.assert_allclose(np.linalg.norm(image, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1, atol=1e-5)
+
+
+def test_toy_datasets_of_each_layout_read_back_with_their_ground_truth(tmp_path):
+    from vlsae.embed.readers import read_coco_concepts
+    from vlsae.embed.toy import CONCEPTS, TOY_CONCEPTS, TOY_MARKER, TOY_OPTIONS, write_toy
+
+    for fmt, n, pairs in (("coco", 10, 20), ("imagenet", 36, 36), ("fashioniq", 8, 8)):
+        marker = write_toy(fmt, tmp_path / fmt, n, **({"captions_per_image": 2} if fmt == "coco" else {}))
+        assert marker.name == TOY_MARKER and json.loads(marker.read_text())["format"] == fmt
+        assert len(read_dataset(fmt, tmp_path / fmt, **TOY_OPTIONS[fmt])) == pairs
+    # coco: every image has exactly its shape and its colour as concepts, and its captions name both
+    names, per_image = read_coco_concepts(tmp_path / "coco", [TOY_CONCEPTS])
+    assert names == list(CONCEPTS) and len(per_image) == 10
+    captions = read_dataset("coco", tmp_path / "coco", **TOY_OPTIONS["coco"]).pairs
+    for image_id, texts in zip(captions["image_id"], captions["texts"]):
+        shape, colour = sorted(per_image[image_id], key=lambda c: c not in ("circle", "square", "triangle"))
+        assert shape in texts[0] and colour in texts[0]
+    # imagenet: 18 colour-shape classes, two images each, named by classnames.json
+    source = read_dataset("imagenet", tmp_path / "imagenet", **TOY_OPTIONS["imagenet"])
+    assert source.pairs["label"].value_counts().eq(2).all() and len(source.prompts) == 18
+    assert source.prompts["red_circle"][0] == IMAGENET_TEMPLATES[0].format("red circle")
+    # fashioniq: the caption names the target, which differs from the candidate
+    triplets = json.loads((tmp_path / "fashioniq/captions/cap.shapes.val.json").read_text())
+    assert all(t["captions"][0].startswith("make it") and t["candidate"] != t["target"] for t in triplets)

@@ -2,6 +2,8 @@
 import json
 import os
 import re
+
+import yaml
 from dataclasses import asdict
 
 from snakemake.utils import validate
@@ -12,6 +14,8 @@ from vlsae.synth.iso import iso_dictionary_size
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+with open(workflow.source_path("../artifacts.yaml")) as _index:
+    ARTIFACTS = yaml.safe_load(_index)  # the paper artifacts: rule all and README.md's table
 
 RESULTS = config["results"]
 HET = config["het_synthetic"]
@@ -233,21 +237,6 @@ def fig2_panels():
     return [panel for panel, _ in _fig2_runs()]
 
 
-def real_report_targets():
-    """Tables and figures of the evaluation suite, those with metric files to draw on."""
-    tables = [f"tables/{stem}" for stem, (_, files) in REAL_TABLES.items() if files()]
-    figures = [f"figures/{stem}" for stem, (_, files) in REAL_FIGURES.items() if files()]
-    figures += ["figures/iso_fig11_cosines"] + (["figures/het_fig2_directions"] if fig2_alignments() else [])
-    return [f"{RESULTS}/{stem}.{ext}" for stem in tables for ext in ("csv", "md")] + \
-        [f"{RESULTS}/{stem}.{ext}" for stem in figures for ext in ("pdf", "png")]
-
-
-def real_targets():
-    """Every configured store, and the evaluation suite's reports when the zoo is enabled."""
-    stores = expand(rules.embed.output[0], model=EMBED["models"], dataset=EMBED["datasets"])
-    return stores + (real_report_targets() if REAL["enabled"] and ZOO else [])
-
-
 def sae_json(wildcards):
     return json.dumps(asdict(SAE_SPECS[wildcards.sae_id]))
 
@@ -299,19 +288,29 @@ def theory_boundary_files():
     return expand(rules.theory_phases.output[0], rho=THEORY["rhos"])
 
 
+def artifact_files(entry):
+    """Files of one entry of workflow/artifacts.yaml: its table, and its figure if it is one."""
+    files = [f"{RESULTS}/tables/{entry['stem']}.{ext}" for ext in ("csv", "md")]
+    return files + ([f"{RESULTS}/figures/{entry['stem']}.{ext}" for ext in ("pdf", "png")] if entry["kind"] == "figure" else [])
+
+
+def _has_inputs(stem):
+    """Whether a real-data artifact has anything to draw on in this config (e.g. HET Fig. 7 needs a
+    COCO store with concepts, HET Fig. 2 a modality-specific zoo member)."""
+    if stem in REAL_TABLES:
+        return bool(REAL_TABLES[stem][1]())
+    if stem in REAL_FIGURES:
+        return bool(REAL_FIGURES[stem][1]())
+    return bool({"iso_fig11_cosines": real_fig11_stores, "het_fig2_directions": fig2_alignments}[stem]())
+
+
+def artifact_wanted(entry):
+    if entry["section"] == "real_saes":
+        return REAL["enabled"] and bool(ZOO) and _has_inputs(entry["stem"])
+    return config[entry["section"]]["enabled"]
+
+
 def all_targets():
-    targets = []
-    if THEORY["enabled"]:
-        targets += expand(f"{RESULTS}/tables/het_theory_phases.{{ext}}", ext=("csv", "md"))
-        targets += expand(f"{RESULTS}/figures/het_theory_phases.{{ext}}", ext=("pdf", "png"))
-    if FIG6["enabled"]:
-        targets += expand(f"{RESULTS}/tables/het_fig6_lambda_sweep.{{ext}}", ext=("csv", "md"))
-        targets += expand(f"{RESULTS}/figures/het_fig6_lambda_sweep.{{ext}}", ext=("pdf", "png"))
-    if ISO["enabled"]:
-        targets += expand(f"{RESULTS}/tables/iso_table5_toy_dgp.{{ext}}", ext=("csv", "md"))
-        targets += expand(f"{RESULTS}/figures/iso_fig9_toy_cosines.{{ext}}", ext=("pdf", "png"))
-    targets += real_targets()
-    if FIG5["enabled"]:
-        targets += expand(f"{RESULTS}/tables/het_fig5_alpha_sweep.{{ext}}", ext=("csv", "md"))
-        targets += expand(f"{RESULTS}/figures/het_fig5_alpha_sweep.{{ext}}", ext=("pdf", "png"))
-    return targets
+    """Every configured embedding store, and every artifact of workflow/artifacts.yaml that is switched on."""
+    stores = expand(rules.embed.output[0], model=EMBED["models"], dataset=EMBED["datasets"])
+    return stores + [path for entry in ARTIFACTS if artifact_wanted(entry) for path in artifact_files(entry)]
