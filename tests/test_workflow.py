@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 pytestmark = pytest.mark.workflow
 
@@ -105,6 +106,12 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     assert (results / "saes/toy-clip/toy-coco/topk-specific/seed1/alignment.npz").stat().st_size > 0
     # nothing left to do afterwards
     assert "Nothing to be done" in snakemake(repo, results, "-n")
+    # the HTML report holds every indexed artifact (figures as png, tables as csv) with its caption
+    snakemake(repo, results, "--report", str(tmp_path / "report.html"))
+    html = (tmp_path / "report.html").read_text()
+    for entry in yaml.safe_load((repo / "workflow/artifacts.yaml").read_text()):
+        assert f"{entry['stem']}.{'png' if entry['kind'] == 'figure' else 'csv'}" in html, entry["artifact"]
+    assert "concept steering" in html and "Real data" in html
 
 
 def test_paper_config_plans(repo):
