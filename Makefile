@@ -19,7 +19,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test setup clean
+.PHONY: run test setup clean cost
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -38,6 +38,10 @@ $(TEST_STAMP): $(STAMP)
 
 test: $(TEST_STAMP)
 	python -m pytest -q
+
+# Estimated jobs and GPU/CPU-hours of a config before launching it (default: config/paper.yaml).
+cost: $(STAMP)
+	python benchmarks/estimate_cost.py $(ARGS)
 
 clean:
 	rm -rf results .snakemake

@@ -101,6 +101,8 @@ def test_snakemake_refuses_bad_real_sae_entries(repo, tmp_path):
     twice = "real_saes:\n  zoo:\n" + "    - {name: a, sae: {architecture: topk}}\n" * 2
     assert "real_saes.zoo: names must be unique" in _failed_dry_run(repo, tmp_path, twice)
     assert "sae" in _failed_dry_run(repo, tmp_path, "real_saes:\n  zoo:\n    - {name: a}\n")
+    where = "real_saes:\n  zoo:\n    - {name: a, models: [clip-b33], sae: {architecture: topk}}\n"
+    assert "config key real_saes.zoo[a].models: ['clip-b33'] not among" in _failed_dry_run(repo, tmp_path, where)
     specific = "real_saes:\n  bimodal_sae: topk-specific\n"  # the analyses need one (shared) dictionary
     assert "config key real_saes.bimodal_sae: 'topk-specific' is not a shared SAE" in _failed_dry_run(repo, tmp_path, specific)
     assert "config key real_saes.monosemanticity_encoder: 'dino' not defined" in \

@@ -104,6 +104,8 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     for name in ("iso_fig11_cosines", "het_fig2_directions", "het_fig7_steering", "het_fig8_monosemanticity"):
         assert (results / f"figures/{name}.png").stat().st_size > 1000
     assert (results / "saes/toy-clip/toy-coco/topk-specific/seed1/alignment.npz").stat().st_size > 0
+    assert not (results / "saes/toy-siglip/toy-coco/topk-specific").exists()     # the member trains on toy-clip only
+    assert set(het.loc[het["model"] == "toy-siglip", "method"]) == {"mp"}
     # nothing left to do afterwards
     assert "Nothing to be done" in snakemake(repo, results, "-n")
     # the HTML report holds every indexed artifact (figures as png, tables as csv) with its caption

@@ -113,8 +113,9 @@ def cmd_train(a: argparse.Namespace) -> None:
     specs, outs = a.sae or [{}], a.out
     if len(specs) != len(outs):
         raise ValueError(f"give one --out per --sae: got {len(specs)} --sae and {len(outs)} --out")
-    runs = [(SAESpec.from_dict(spec), out) for spec, out in zip(specs, outs)]
-    train_paired_saes(runs, EmbeddingStore(a.data), TrainConfig.from_dict(a.training), seed=a.seed, device=a.device)
+    store = EmbeddingStore(a.data)
+    runs = [(SAESpec.from_dict(spec, store.dim), out) for spec, out in zip(specs, outs)]
+    train_paired_saes(runs, store, TrainConfig.from_dict(a.training), seed=a.seed, device=a.device)
 
 
 def cmd_align(a: argparse.Namespace) -> None:

@@ -26,12 +26,12 @@ rule align_synthetic:
 
 rule align_zoo:
     input:
-        weights=rules.train_zoo.output.weights,
+        trained=rules.train_zoo.output[0],
         data=rules.embed.output[0],
     output:
-        [f"{real_sae_folder('{model}', '{dataset}', name, '{seed}')}/alignment.npz" for name in ZOO],
+        zoo_marker("{model}", "{dataset}", "{seed}", "aligned"),
     params:
-        runs=lambda wildcards, output: " ".join(f"--model {os.path.dirname(path)} --out {path}" for path in output),
+        runs=zoo_align_args,
     log:
         f"{RESULTS}/logs/align/{{model}}-{{dataset}}/zoo-seed{{seed}}.log",
     benchmark:
@@ -44,4 +44,4 @@ rule align_zoo:
         mem_mb=8000,
         runtime=60,
     shell:
-        "vlsae --threads {threads} align --data {input.data} {params.runs} > {log} 2>&1"
+        "vlsae --threads {threads} align --data {input.data} {params.runs} > {log} 2>&1 && touch {output}"

@@ -84,9 +84,18 @@ wildcard_constraints:
 
 # Real embeddings: store paths, the toy resources they need, and the SAE pair trained on each.
 TOY = f"{RESULTS}/toy"
-ZOO = {entry["name"]: SAESpec(**entry["sae"]) for entry in REAL["zoo"]}
+ZOO_SAE = {entry["name"]: entry["sae"] for entry in REAL["zoo"]}  # as trained (`expansion` resolved by the store)
+ZOO = {name: SAESpec.from_dict(sae, dim=1024) for name, sae in ZOO_SAE.items()}  # checked at a nominal dimension
 if len(ZOO) < len(REAL["zoo"]):
     raise ValueError(f"config key real_saes.zoo: names must be unique, got {[e['name'] for e in REAL['zoo']]}")
+# Where each member trains: its own `models` and `train_on`, else every embedded model and train_on set.
+ZOO_WHERE = {e["name"]: (e.get("models", EMBED["models"]), e.get("train_on", REAL["train_on"])) for e in REAL["zoo"]}
+if REAL["enabled"]:
+    for e in REAL["zoo"]:
+        for key, allowed in (("models", EMBED["models"]), ("train_on", REAL["train_on"])):
+            unknown = sorted(set(e.get(key, [])) - set(allowed))
+            if unknown:
+                raise ValueError(f"config key real_saes.zoo[{e['name']}].{key}: {unknown} not among {sorted(allowed)}")
 
 
 def toy_model_folder(toy):
@@ -146,12 +155,35 @@ def real_sae_folder(model, dataset, name, seed):
 
 
 def train_args(specs, weights):
-    """One ``--sae SPEC --out FOLDER`` per SAE: all of them train in one pass over the data."""
-    return " ".join(f"--sae '{json.dumps(asdict(spec))}' --out {os.path.dirname(path)}" for spec, path in zip(specs, weights))
+    """One ``--sae SPEC --out FOLDER`` per SAE spec (a dict): all of them train in one pass over the data."""
+    return " ".join(f"--sae '{json.dumps(spec)}' --out {os.path.dirname(path)}" for spec, path in zip(specs, weights))
 
 
-def zoo_train_args(wildcards, output):
-    return train_args(ZOO.values(), output.weights)
+def zoo_members(model, dataset, names=None):
+    """Zoo names trained on this (model, dataset), in zoo order, optionally only those in ``names``."""
+    return [n for n in ZOO if model in ZOO_WHERE[n][0] and dataset in ZOO_WHERE[n][1] and (names is None or n in names)]
+
+
+def zoo_pairs():
+    """Every (model, training dataset) with at least one zoo member."""
+    return [(m, d) for m in EMBED["models"] for d in REAL["train_on"] if zoo_members(m, d)]
+
+
+def zoo_marker(model, dataset, seed, stage):
+    """Written once every member of one (model, dataset, seed) is ``trained`` or ``aligned``."""
+    return f"{RESULTS}/saes/{model}/{dataset}/zoo-seed{seed}.{stage}"
+
+
+def zoo_train_args(wildcards):
+    names = zoo_members(wildcards.model, wildcards.dataset)
+    return train_args([ZOO_SAE[n] for n in names],
+                      [f"{real_sae_folder(wildcards.model, wildcards.dataset, n, wildcards.seed)}/model.safetensors" for n in names])
+
+
+def zoo_align_args(wildcards):
+    return " ".join(f"--model {folder} --out {folder}/alignment.npz" for folder in
+                    (real_sae_folder(wildcards.model, wildcards.dataset, n, wildcards.seed)
+                     for n in zoo_members(wildcards.model, wildcards.dataset)))
 
 
 BIMODAL_SAE = REAL["bimodal_sae"]
@@ -163,18 +195,15 @@ if REAL["enabled"] and MS_ENCODER is not None and MS_ENCODER not in MODELS:
     raise ValueError(f"config key real_saes.monosemanticity_encoder: {MS_ENCODER!r} not defined (defined: {sorted(MODELS)})")
 
 
-def _zoo_runs(names):
-    return [(name, seed) for name in names for seed in REAL["seeds"]]
+def zoo_alignments(wildcards):
+    """The aligned zoo of one (model, training dataset), every seed."""
+    return [zoo_marker(wildcards.model, wildcards.dataset, seed, "aligned") for seed in REAL["seeds"]]
 
 
-def zoo_alignments(wildcards, names=ZOO):
-    """Trained zoo SAEs (all, or ``names``) of one (model, training dataset), marked complete by their alignment."""
-    return [f"{real_sae_folder(wildcards.model, wildcards.dataset, name, seed)}/alignment.npz" for name, seed in _zoo_runs(names)]
-
-
-def zoo_run_args(wildcards, names=ZOO):
+def zoo_run_args(wildcards, names=None):
+    """``--run NAME SEED FOLDER`` of every member (or of ``names``) of one (model, training dataset)."""
     return " ".join(f"--run {name} {seed} {real_sae_folder(wildcards.model, wildcards.dataset, name, seed)}"
-                    for name, seed in _zoo_runs(names))
+                    for name in zoo_members(wildcards.model, wildcards.dataset, names) for seed in REAL["seeds"])
 
 
 _ROLES = {  # which evaluate_on stores each suite runs on, by their layout
@@ -193,25 +222,26 @@ def encoder_metric_files():
     return expand(rules.evaluate_encoder.output[0], model=EMBED["models"], dataset=eval_sets("pairs"))
 
 
-def suite_metric_files(suite, role, wanted=True):
-    """Metric files of one suite (a ``metrics/real/{model}/{dataset}/{suite}-on-{eval_dataset}`` rule)."""
-    if not wanted:
+def suite_metric_files(suite, role, members=None, enabled=True):
+    """Metric files of one suite (a ``metrics/real/{model}/{dataset}/{suite}-on-{eval_dataset}`` rule),
+    for every (model, training dataset) where a zoo member (of ``members``, if given) is trained."""
+    if not enabled:
         return []
-    return expand(f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/{suite}-on-{{eval_dataset}}.parquet",
-                  model=EMBED["models"], dataset=REAL["train_on"], eval_dataset=eval_sets(role))
+    return [f"{RESULTS}/metrics/real/{model}/{dataset}/{suite}-on-{eval_dataset}.parquet"
+            for model, dataset in zoo_pairs() if zoo_members(model, dataset, members) for eval_dataset in eval_sets(role)]
 
 
 REAL_TABLES = {  # table file stem: (report-table --kind, its metric files)
     "iso_table6_encoders": ("iso_table6", encoder_metric_files),
     "iso_table3_sae_zoo": ("iso_table3", lambda: suite_metric_files("saes", "pairs")),
     "het_table1_retrieval": ("het_table1", lambda: suite_metric_files("saes", "pairs")),
-    "iso_tables9_11_gap_removal": ("iso_tables9_11", lambda: suite_metric_files("gap", "pairs", BIMODAL_SAE)),
-    "iso_table12_gap_baselines": ("iso_table12", lambda: suite_metric_files("gap", "pairs", BIMODAL_SAE)),
-    "iso_tables7_8_vector_arithmetic": ("iso_tables7_8", lambda: suite_metric_files("arithmetic", "triplets", BIMODAL_SAE)),
+    "iso_tables9_11_gap_removal": ("iso_tables9_11", lambda: suite_metric_files("gap", "pairs", [BIMODAL_SAE])),
+    "iso_table12_gap_baselines": ("iso_table12", lambda: suite_metric_files("gap", "pairs", [BIMODAL_SAE])),
+    "iso_tables7_8_vector_arithmetic": ("iso_tables7_8", lambda: suite_metric_files("arithmetic", "triplets", [BIMODAL_SAE])),
 }
 REAL_FIGURES = {  # figure file stem: (report-{kind} command, its metric files)
     "het_fig7_steering": ("het-fig7", lambda: suite_metric_files("steering", "concepts")),
-    "het_fig8_monosemanticity": ("het-fig8", lambda: suite_metric_files("monosemanticity", "captions", MS_ENCODER)),
+    "het_fig8_monosemanticity": ("het-fig8", lambda: suite_metric_files("monosemanticity", "captions", enabled=MS_ENCODER is not None)),
 }
 
 
@@ -224,17 +254,17 @@ def real_fig11_stores():
 
 def _fig2_runs():
     """(panel, alignment) of every modality-specific zoo pair: one panel per model and zoo name, seeds pooled."""
-    return [(f"{model}/{name}", f"{real_sae_folder(model, dataset, name, seed)}/alignment.npz")
-            for model in EMBED["models"] for dataset in REAL["train_on"] for name, spec in ZOO.items()
-            if spec.arrangement == "specific" for seed in REAL["seeds"]]
+    return [(f"{model}/{name}", real_sae_folder(model, dataset, name, seed), zoo_marker(model, dataset, seed, "aligned"))
+            for model, dataset in zoo_pairs() for name in zoo_members(model, dataset)
+            if ZOO[name].arrangement == "specific" for seed in REAL["seeds"]]
 
 
 def fig2_alignments():
-    return [path for _, path in _fig2_runs()]
+    return sorted({marker for _, _, marker in _fig2_runs()})
 
 
-def fig2_panels():
-    return [panel for panel, _ in _fig2_runs()]
+def fig2_run_args():
+    return " ".join(f"--run {panel} {folder}" for panel, folder, _ in _fig2_runs())
 
 
 def sae_json(wildcards):
@@ -252,7 +282,7 @@ def iso_dgp_json(wildcards):
 def iso_train_args(wildcards, output):
     """SAE and SAE-A of one experiment, in one pass."""
     models = iso_models(wildcards.experiment)
-    return train_args([models[name] for name in ISO_MODEL_NAMES], output.weights)
+    return train_args([asdict(models[name]) for name in ISO_MODEL_NAMES], output.weights)
 
 
 def alignment_if_specific(wildcards):

@@ -123,7 +123,7 @@ rule evaluate_saes:
 
 rule evaluate_bimodal_sae:
     input:
-        alignments=lambda wildcards: zoo_alignments(wildcards, [BIMODAL_SAE]),
+        alignments=zoo_alignments,
         train=rules.embed.output[0],
         data=f"{RESULTS}/embeddings/{{model}}/{{eval_dataset}}/manifest.json",
     output:

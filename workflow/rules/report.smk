@@ -204,7 +204,7 @@ rule report_het_fig2:
         pdf=f"{RESULTS}/figures/het_fig2_directions.pdf",
         png=report(f"{RESULTS}/figures/het_fig2_directions.png", caption="../report/het_fig2.rst", category="Real data"),
     params:
-        runs=lambda wildcards, input: " ".join(f"--run {panel} {os.path.dirname(path)}" for panel, path in zip(fig2_panels(), input)),
+        runs=fig2_run_args(),
     log:
         f"{RESULTS}/logs/report/het_fig2_directions.log",
     benchmark:

@@ -55,7 +55,7 @@ rule train_zoo:
     input:
         data=rules.embed.output[0],
     output:
-        weights=[f"{real_sae_folder('{model}', '{dataset}', name, '{seed}')}/model.safetensors" for name in ZOO],
+        zoo_marker("{model}", "{dataset}", "{seed}", "trained"),
     params:
         runs=zoo_train_args,
         training=json.dumps(REAL["training"]),
@@ -72,4 +72,4 @@ rule train_zoo:
         runtime=12 * 60,
     shell:
         "vlsae --threads {threads} train --data {input.data} {params.runs}"
-        " --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"
+        " --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1 && touch {output}"

@@ -44,7 +44,13 @@ class SAESpec:
             raise ValueError(f"modality-specific SAEs split latents in two; latents={self.latents} is odd")
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SAESpec":
+    def from_dict(cls, data: dict, dim: int | None = None) -> "SAESpec":
+        """The spec of ``data``; an ``expansion`` key instead of ``latents`` gives ``latents =
+        expansion * dim`` (ISO App. A: "expansion 8" on a 512-d CLIP is 4096 latents)."""
+        if "expansion" in data:
+            if dim is None:
+                raise ValueError("SAE spec: `expansion` needs the embedding dimension")
+            data = {**{k: v for k, v in data.items() if k != "expansion"}, "latents": int(round(data["expansion"] * dim))}
         return from_dict(cls, data, "SAE spec")
 
     @property
