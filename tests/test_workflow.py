@@ -120,10 +120,13 @@ def test_paper_config_plans(repo):
     plan = snakemake(repo, "/nonexistent-results", "-n", configfile="config/paper.yaml")
     assert "topk-k16-m8192-shared" in plan and "d\": 256" in plan
     counts = job_counts(plan)
-    assert counts["total"] == "265" and counts["theory_phases"] == "9"
-    # real embeddings: 7 models x 6 datasets, extraction only; GPU declared for real models
-    assert counts["embed"] == "42" and "train_zoo" not in counts
-    assert "gpu=1" in plan.split("rule embed:")[1].split("rule ")[0]
+    assert counts["total"] == "469" and counts["theory_phases"] == "9"
+    # real embeddings: 7 models x 6 datasets; GPU declared for real models
+    assert counts["embed"] == "42" and "gpu=1" in plan.split("rule embed:")[1].split("rule ")[0]
+    # real SAE grids, one pass per (model, training set, seed): ISO on LAION with 6 encoders, HET on
+    # CC3M with 4, 3 seeds; sizes by expansion (ISO x8 and x64, HET m/d = 16)
+    assert counts["train_zoo"] == counts["align_zoo"] == str((6 + 4) * 3)
+    assert '"expansion": 64' in plan and '"expansion": 16' in plan and "--run het-batchtopk-k64-specific 2" in plan
     # ISO Table 5: 2 experiments x 3 seeds, each one dataset, one job training SAE and SAE-A, one evaluation
     assert counts["synth_iso"] == counts["train_iso_toy"] == counts["evaluate_iso_toy"] == "6"
     # Fig. 6 at alpha 0.5: 2 references + 2 losses x 5 weights, 3 seeds
