@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -61,3 +62,15 @@ def test_table5_means_over_seeds_and_claims():
     assert "0.020" in lines[1] and "**holds**" in lines[1]
     assert "does not hold" in iso_claims(table5(_table5_rows(0.75)))[0]  # margin 0.05 < 0.1
     assert "does not hold" in iso_claims(table5(_table5_rows(0.85, w_exp2_sae_a=0.5)))[0]  # W not lower
+
+
+def test_monosemanticity_curves_average_sorted_seeds_up_to_the_shortest():
+    from vlsae.report.real import monosemanticity_table, sorted_scores
+
+    keys = {"model": "m", "dataset": "d", "eval_dataset": "e", "sae": "s", "component": "image", "metric": "ms"}
+    values = {0: [0.2, 0.9, 0.5, np.nan], 1: [0.7, 0.1, np.inf]}  # NaN / inf: no pair to score, left out
+    tidy = pd.DataFrame([{**keys, "seed": seed, "latent": i, "value": v} for seed, vs in values.items() for i, v in enumerate(vs)])
+    curves = sorted_scores(tidy)
+    assert curves["ms"].tolist() == pytest.approx([(0.9 + 0.7) / 2, (0.5 + 0.1) / 2])   # seed 1 has two scored latents
+    table = monosemanticity_table(curves)
+    assert table["latents"].tolist() == [2] and table["mean_ms"].tolist() == pytest.approx([0.55])

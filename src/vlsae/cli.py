@@ -359,7 +359,7 @@ def cmd_report_het_fig8(a: argparse.Namespace) -> None:
 
     curves = real.sorted_scores(_read_tidy(a.metrics))
     real.write_table(real.monosemanticity_table(curves), a.table, a.markdown,
-                     "HET Fig. 8: monosemanticity scores of live latents (curves: sorted, mean over seeds)")
+                     "HET Fig. 8: monosemanticity scores (latents: ranks scored in every seed; sorted, mean over seeds)")
     real.plot_monosemanticity(curves, a.pdf, a.png)
 
 

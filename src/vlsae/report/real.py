@@ -151,8 +151,8 @@ def steering_table(tidy: pd.DataFrame) -> pd.DataFrame:
 def plot_steering(table: pd.DataFrame, pdf_path: str, png_path: str) -> None:
     """HET Fig. 7: mAP and MRR of concept steering per method, one panel per (model, evaluation set)."""
     panels = list(table.groupby(["model", "eval_dataset"], sort=False))
-    fig, axes = plt.subplots(1, len(panels), figsize=(1 + 0.7 * len(table) / max(len(panels), 1) + 2, 3.6),
-                             constrained_layout=True, squeeze=False)
+    width = 2 + 0.45 * max(len(part) for _, part in panels)  # per panel: room for one bar pair per method
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 3.6), constrained_layout=True, squeeze=False)
     for ax, ((model, data), part) in zip(axes[0], panels):
         x = np.arange(len(part))
         ax.bar(x - 0.2, part["map"], 0.4, label="mAP")
@@ -165,17 +165,21 @@ def plot_steering(table: pd.DataFrame, pdf_path: str, png_path: str) -> None:
 
 
 def sorted_scores(tidy: pd.DataFrame) -> pd.DataFrame:
-    """HET Fig. 8's curves: per (model, evaluation set, SAE, side) the MS of live latents sorted in
-    descending order within each seed, then averaged over seeds rank by rank."""
+    """HET Fig. 8's curves: per (model, evaluation set, SAE, side) the MS of scored latents sorted in
+    descending order within each seed, then averaged over seeds rank by rank, up to the shortest
+    seed's count."""
     keys = ["model", "dataset", "eval_dataset", "sae", "component"]
-    tidy = tidy[tidy["value"].notna()].sort_values("value", ascending=False)
+    tidy = tidy[np.isfinite(tidy["value"])].sort_values("value", ascending=False)
     tidy = tidy.assign(rank=tidy.groupby(keys + ["seed"]).cumcount())
-    return tidy.groupby(keys + ["rank"])["value"].mean().reset_index(name="ms")
+    curves = tidy.groupby(keys + ["rank"]).agg(ms=("value", "mean"), seeds=("seed", "nunique")).reset_index()
+    all_seeds = tidy.groupby(keys)["seed"].nunique().rename("all_seeds").reset_index()
+    curves = curves.merge(all_seeds, on=keys)  # ranks every seed reaches: no jumps where one seed's curve ends
+    return curves[curves["seeds"] == curves["all_seeds"]].drop(columns=["seeds", "all_seeds"]).reset_index(drop=True)
 
 
 def monosemanticity_table(curves: pd.DataFrame) -> pd.DataFrame:
     keys = ["model", "dataset", "eval_dataset", "sae", "component"]
-    return curves.groupby(keys, sort=False)["ms"].agg(live_latents="size", mean_ms="mean", median_ms="median").reset_index()
+    return curves.groupby(keys, sort=False)["ms"].agg(latents="size", mean_ms="mean", median_ms="median").reset_index()
 
 
 def plot_monosemanticity(curves: pd.DataFrame, pdf_path: str, png_path: str) -> None:
