@@ -178,34 +178,27 @@ def cmd_eval_encoder(a: argparse.Namespace) -> None:
 
 def cmd_eval_saes(a: argparse.Namespace) -> None:
     import numpy as np
-    import pandas as pd
 
-    from .align import Alignment
-    from .atomic import write_frame
-    from .device import resolve_device
     from .metrics.real import EvalOptions, EvalSet, evaluate_sae
     from .metrics.sae import stability
-    from .sae import load_paired_sae
     from .store import EmbeddingStore
 
-    opts, device = EvalOptions.from_dict(a.options), resolve_device(a.device)
+    opts = EvalOptions.from_dict(a.options)
     data = EvalSet.read(EmbeddingStore(a.data), opts)
     rows, dictionaries = [], {}  # name -> (spec, signed codes, per seed: one dictionary per component)
-    for name, seed, folder in a.run:
-        model = load_paired_sae(folder)
-        alignment = Alignment.load(Path(folder) / "alignment.npz") if (Path(folder) / "alignment.npz").exists() else None
-        log.info("%s seed %s: %s", name, seed, model.spec.slug)
-        rows += [{**dict(a.tag), "sae": name, "seed": int(seed), "spec": model.spec.slug, **row}
-                 for row in evaluate_sae(model, data, alignment, opts, device)]
+    for name, seed, run, alignment in _each_run(a):
+        model = run.model
+        rows += [{"sae": name, "seed": seed, "spec": model.spec.slug, **row}
+                 for row in evaluate_sae(model, data, alignment, opts, run.device)]
         components = model.components()
         dictionaries.setdefault(name, (model.spec, components[0].signed_codes, []))[2].append(
             [c.W_dec.detach().float().cpu().numpy() for c in components])
     for name, (spec, signed, seeds) in dictionaries.items():
         if len(seeds) > 1:  # mean over components of the stability across seeds
             value = float(np.mean([stability(list(per_component), signed) for per_component in zip(*seeds)]))
-            rows.append({**dict(a.tag), "sae": name, "seed": -1, "spec": spec.slug, "metric": "stability", "value": value,
+            rows.append({"sae": name, "seed": -1, "spec": spec.slug, "metric": "stability", "value": value,
                          "method": "", "component": "all"})
-    write_frame(a.out, pd.DataFrame(rows))
+    _write_rows(a, rows)
 
 
 def _each_run(a: argparse.Namespace):
@@ -259,7 +252,7 @@ def cmd_eval_arithmetic(a: argparse.Namespace) -> None:
 
 def cmd_eval_steering(a: argparse.Namespace) -> None:
     from .embed.readers import read_coco_concepts, read_dataset
-    from .metrics.real import EvalOptions
+    from .metrics.real import EvalOptions, alignment_methods
     from .metrics.suites import ConceptSet, evaluate_steering
     from .store import EmbeddingStore
 
@@ -269,10 +262,7 @@ def cmd_eval_steering(a: argparse.Namespace) -> None:
     concepts = ConceptSet(store, *read_coco_concepts(a.dataset["root"], a.concepts), captions, opts)
     rows = []
     for name, seed, run, alignment in _each_run(a):
-        methods = {"": None}
-        if alignment is not None and run.model.spec.arrangement == "specific":
-            methods["post-hoc"] = alignment.perm
-        for method, perm in methods.items():
+        for method, perm in alignment_methods(run.model, alignment).items():
             rows += [{"sae": name, "seed": seed, "method": method, **row}
                      for row in evaluate_steering(run, perm, concepts, opts, seed)]
     _write_rows(a, rows)
@@ -525,12 +515,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
     s.set_defaults(func=cmd_eval_encoder)
 
-    def run_parser(name: str, help: str, func) -> argparse.ArgumentParser:
+    def run_parser(name: str, help: str, func, run_help: str = "repeatable") -> argparse.ArgumentParser:
         """A subcommand over ``--run``s of trained SAEs on the store ``--data``, writing tidy rows."""
         s = sub.add_parser(name, help=help)
         s.add_argument("--data", required=True, type=Path, help="evaluation store")
         s.add_argument("--run", required=True, nargs=3, action="append", metavar=("NAME", "SEED", "FOLDER"),
-                       help="a trained SAE (its folder may hold alignment.npz); repeatable")
+                       help=f"a trained SAE (its folder may hold alignment.npz); {run_help}")
         s.add_argument("--options", type=_json, default={}, help="evaluation options (JSON, see EvalOptions)")
         s.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
         s.add_argument("--tag", type=_key_value, action="append", default=[], help="KEY=VALUE column added to every row")
@@ -538,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=func)
         return s
 
+    run_parser("eval-saes", "SAE, modality and HET metrics of trained SAEs on one store (ISO E.2, HET §6.2)", cmd_eval_saes,
+               "repeatable, seeds of a name give stability")
     for name, help, func in (("eval-gap", "modality-gap removal with shared SAEs (ISO App. I, L)", cmd_eval_gap),
                              ("eval-arithmetic", "vector arithmetic on a FashionIQ store with shared SAEs (ISO App. H)",
                               cmd_eval_arithmetic)):
@@ -548,15 +540,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--concepts", required=True, nargs="+", help="COCO instance files under the dataset root")
     s = run_parser("eval-monosemanticity", "monosemanticity score of every latent (HET Fig. 8)", cmd_eval_monosemanticity)
     s.add_argument("--external", required=True, type=Path, help="store of the same dataset by the external encoder")
-    s = sub.add_parser("eval-saes", help="SAE, modality and HET metrics of trained SAEs on one store (ISO E.2, HET §6.2)")
-    s.add_argument("--data", required=True, type=Path, help="evaluation store")
-    s.add_argument("--run", required=True, nargs=3, action="append", metavar=("NAME", "SEED", "FOLDER"),
-                   help="a trained SAE (its folder may hold alignment.npz); repeatable, seeds of a name give stability")
-    s.add_argument("--options", type=_json, default={}, help="evaluation options (JSON, see EvalOptions)")
-    s.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
-    s.add_argument("--tag", type=_key_value, action="append", default=[], help="KEY=VALUE column added to every row")
-    s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
-    s.set_defaults(func=cmd_eval_saes)
 
     s = sub.add_parser("eval-iso", help="ISO Table 5 metrics (W, mma, R2, L0) of shared SAEs on the toy DGP")
     s.add_argument("--model", required=True, type=Path, action="append", help="trained run folder; repeatable")

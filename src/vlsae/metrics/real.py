@@ -245,13 +245,19 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
             add(metric, value)
         if alignment is not None:
             add("self_match_rate", heterogeneity.self_match_rate(alignment.perm, alignment.matched))
-    methods = {"": None}
-    if alignment is not None and not shared:
-        methods["post-hoc"] = alignment.perm
-    for method, perm in methods.items():
+    for method, perm in alignment_methods(model, alignment).items():
         for metric, value in _het_rows(run, data, perm, opts).items():
             add(metric, value, method=method)
     return rows
+
+
+def alignment_methods(model: PairedSAE, alignment: Alignment | None) -> dict[str, np.ndarray | None]:
+    """The HET methods one trained SAE stands for: itself (``""``, no re-indexing) and, for a
+    modality-specific pair with a saved alignment, ``post-hoc`` (text latents re-indexed by ``perm``)."""
+    methods = {"": None}
+    if alignment is not None and model.spec.arrangement == "specific":
+        methods["post-hoc"] = alignment.perm
+    return methods
 
 
 def _modality_rows(run: SAERun, data: EvalSet, energy: dict, cross_moment: np.ndarray, opts: EvalOptions) -> dict:

@@ -30,24 +30,23 @@ def evaluate_gap(run: SAERun, data: EvalSet, ref: TrainReference, opts: EvalOpti
         return gap.interventions(side, x, full, bimodal, ref.raw, ref.recon, direction)
 
     sums = {m: np.zeros((2, store.dim)) for m in gap.METHODS}
-    hits = dict.fromkeys(gap.METHODS, 0.0)
+    hits, start = dict.fromkeys(gap.METHODS, 0.0), 0
+    score = "recall@1" if data.labels is None else "zero_shot@1"
+    classes = None if data.labels is None else transform(1, data.class_embeddings)
     for batch in tqdm(store.iter_batches(opts.recall_batch), total=store.n_batches(opts.recall_batch),
                       desc="gap removal", disable=not progress, mininterval=2.0):
         views = [transform(i, getattr(batch, side)) for i, side in enumerate(SIDES)]
+        labels = None if classes is None else data.labels[start:start + len(batch)]
         for m in gap.METHODS:
             sums[m] += np.stack([views[0][m].sum(0), views[1][m].sum(0)])
-            if data.labels is None:
-                hits[m] += encoder.recall_at_k(views[0][m], views[1][m], 1, opts.recall_batch) * len(batch)
+            hits[m] += len(batch) * (encoder.recall_at_k(views[0][m], views[1][m], 1, opts.recall_batch) if classes is None
+                                     else encoder.zero_shot_accuracy(views[0][m], labels, classes[m], data.classes, 1))
+        start += len(batch)
     head = [transform(i, getattr(data.head, side)) for i, side in enumerate(SIDES)]
     rows = []
     for m in gap.METHODS:
         metrics = {"gap_dim": float(np.linalg.norm(sums[m][0] - sums[m][1]) / len(store)),
-                   **gap.population_metrics(head[0][m], head[1][m], opts.ood_k)}
-        if data.labels is None:
-            metrics["recall@1"] = hits[m] / len(store)
-        else:
-            classes = transform(1, data.class_embeddings)[m]
-            metrics["zero_shot@1"] = data.zero_shot(lambda x: transform(0, x)[m], classes, opts.batch_size)["zero_shot@1"]
+                   **gap.population_metrics(head[0][m], head[1][m], opts.ood_k), score: hits[m] / len(store)}
         rows += [{"method": m, "metric": k, "value": float(v)} for k, v in metrics.items()]
     return rows
 
