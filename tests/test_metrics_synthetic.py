@@ -1,7 +1,11 @@
 import numpy as np
 import pytest
 
-from vlsae.metrics.synthetic import alignment_error, collapse_rate, feature_recovery_error, reconstruction_error, row_cosine
+from scipy.integrate import quad
+
+from vlsae.metrics.synthetic import (alignment_error, collapse_rate, feature_recovery_error, reconstruction_error, row_cosine,
+                                     true_code_alignment_error)
+from vlsae.synth.het import HetDGP
 
 
 def test_reconstruction_error_by_hand():
@@ -37,3 +41,15 @@ def test_collapse_rate_by_hand():
     assert collapse_rate(atoms, atoms, phi, psi) == 0.5
     # a text dictionary with permuted rows splits concept 0 as well
     assert collapse_rate(atoms, atoms[[1, 0, 2]], phi, psi) == 0.0
+
+
+def test_true_code_alignment_error_closed_forms():
+    # No unimodal concepts: image and caption codes are equal.
+    assert true_code_alignment_error(HetDGP(n_image=0, n_text=0)) == pytest.approx(0.0, abs=1e-12)
+    # No shared concepts: the codes never overlap.
+    assert true_code_alignment_error(HetDGP(n_shared=0)) == pytest.approx(1.0)
+    # One shared and one image-only concept, always active, z ~ Exp(1) i.i.d.: cos = z1 / |(z1, z2)|.
+    # With t = z2 / z1 (density 1 / (1 + t)^2), E[cos] = int_0^inf dt / ((1 + t)^2 sqrt(1 + t^2)).
+    expected = 1.0 - quad(lambda t: 1.0 / ((1 + t) ** 2 * np.sqrt(1 + t * t)), 0, np.inf)[0]
+    dgp = HetDGP(n_shared=1, n_image=1, n_text=0, sparsity=0.0)
+    assert true_code_alignment_error(dgp, n_samples=400_000) == pytest.approx(expected, abs=2e-3)

@@ -42,6 +42,11 @@ def test_fig6_table_multipliers_and_claims():
     assert "0.1250" in lines[1] and "does not hold" in lines[1]
     table = wide_table(_tidy(0.005), {"iso_energy": 0.03, "group_sparse": 0.05})
     assert "**holds**" in claims(table)[0]
+    # alignment errors: iso x0.25 2.0, x4 0.125; group 0.7; post-hoc 0.4 -> only iso x4 lies below 0.3
+    assert len(claims(table)) == 2
+    assert claims(table, floor=0.3)[2].endswith("below it (codes that drop modality-specific concepts): "
+                                                "shared + iso_energy x4 (0.1250)")
+    assert claims(table, floor=0.1)[2].endswith("none")
 
 
 def _table5_rows(mma_exp2_sae_a, w_exp2_sae_a=0.2):

@@ -57,6 +57,7 @@ rule report_het_fig6:
         png=report(f"{RESULTS}/figures/het_fig6_lambda_sweep.png", caption="../report/het_fig6.rst", category="HET synthetic"),
     params:
         defaults=json.dumps({loss: options["weight"] for loss, options in FIG6["losses"].items()}),
+        dgp=json.dumps({**HET["dgp"], "alpha": FIG6["alpha"]}),
     log:
         f"{RESULTS}/logs/report/het_fig6_lambda_sweep.log",
     benchmark:
@@ -68,7 +69,7 @@ rule report_het_fig6:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-het-fig6 {input} --defaults '{params.defaults}' --table {output.table}"
+        "vlsae report-het-fig6 {input} --defaults '{params.defaults}' --dgp '{params.dgp}' --table {output.table}"
         " --markdown {output.markdown} --pdf {output.pdf} --png {output.png} > {log} 2>&1"
 
 
