@@ -44,8 +44,10 @@ def test_collapse_rate_by_hand():
 
 
 def test_true_code_alignment_error_closed_forms():
-    # No unimodal concepts: image and caption codes are equal.
-    assert true_code_alignment_error(HetDGP(n_image=0, n_text=0)) == pytest.approx(0.0, abs=1e-12)
+    # No unimodal concepts: image and caption codes are equal, so the error is the probability that
+    # no concept is active (a zero code counts as misaligned): s^n = 0.5^4.
+    dgp = HetDGP(n_shared=4, n_image=0, n_text=0, sparsity=0.5)
+    assert true_code_alignment_error(dgp) == pytest.approx(0.5**4, abs=4e-3)
     # No shared concepts: the codes never overlap.
     assert true_code_alignment_error(HetDGP(n_shared=0)) == pytest.approx(1.0)
     # One shared and one image-only concept, always active, z ~ Exp(1) i.i.d.: cos = z1 / |(z1, z2)|.
