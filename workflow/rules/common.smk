@@ -271,8 +271,9 @@ def sae_json(wildcards):
     return json.dumps(asdict(SAE_SPECS[wildcards.sae_id]))
 
 
-def het_dgp_json(wildcards):
-    return json.dumps({**HET["dgp"], "alpha": float(wildcards.alpha)})
+def het_dgp_json(alpha):
+    """The HET DGP of config ``het_synthetic.dgp`` at cosine ``alpha``, as the CLI's ``--dgp``."""
+    return json.dumps({**HET["dgp"], "alpha": float(alpha)})
 
 
 def iso_dgp_json(wildcards):

@@ -7,7 +7,7 @@ rule synth_het:
         eval=f"{RESULTS}/embeddings/synthetic/het-alpha{{alpha}}/seed{{seed}}/eval/manifest.json",
         ground_truth=f"{RESULTS}/embeddings/synthetic/het-alpha{{alpha}}/seed{{seed}}/ground_truth.npz",
     params:
-        dgp=het_dgp_json,
+        dgp=lambda wildcards: het_dgp_json(wildcards.alpha),
         folder=subpath(output.ground_truth, parent=True),
         n_train=HET["n_train"],
         n_eval=HET["n_eval"],

@@ -57,7 +57,7 @@ rule report_het_fig6:
         png=report(f"{RESULTS}/figures/het_fig6_lambda_sweep.png", caption="../report/het_fig6.rst", category="HET synthetic"),
     params:
         defaults=json.dumps({loss: options["weight"] for loss, options in FIG6["losses"].items()}),
-        dgp=json.dumps({**HET["dgp"], "alpha": FIG6["alpha"]}),
+        dgp=het_dgp_json(FIG6["alpha"]),
     log:
         f"{RESULTS}/logs/report/het_fig6_lambda_sweep.log",
     benchmark:

@@ -59,7 +59,7 @@ def claims(table: pd.DataFrame, floor: float | None = None) -> list[str]:
                      f"({swept[metric].idxmin()[0]}, x{swept[metric].idxmin()[1]:g}): {rule}: "
                      f"**{'holds' if holds else 'does not hold'}**")
     if floor is not None:
-        below = [f"{method} x{mult:g} ({value:.4f})" for (method, mult), value in means["alignment_error"].items()
+        below = [f"{method} x{mult:g} ({value:.4f})" for (method, mult), value in swept["alignment_error"].items()
                  if value < floor]
         lines.append(f"- ground-truth codes: alignment_error {floor:.4f}; below it (codes that drop modality-specific "
                      f"concepts): {', '.join(below) or 'none'}")
