@@ -11,7 +11,9 @@ warm-up as the median over ``--repeats``. Naive baselines, measured in the same 
 * ``mp-naive``: ISO Alg. 1 as written, recomputing ``r D^T`` at every one of the k steps and
   back-propagating through the unrolled loop;
 * ``mp-select-naive`` vs ``mp-select``: support selection alone (inference, fixed dictionary; the
-  Gram matrix is cached as in eval mode).
+  Gram matrix is cached as in eval mode);
+* ``group-sparse-dense`` vs ``group-sparse``: the group-sparse loss (HET Prop. 3) of a paired batch
+  with its backward, on the two ``B x m`` dense codes vs on the ``B x k`` TopK supports.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from vlsae.device import resolve_device
 from vlsae.sae import MatchingPursuitSAE, TopKSAE, build_sae
 from vlsae.sae.base import Code
+from vlsae.sae.losses import GroupSparse
 
 PARAMS = {"relu": {"l1": 1e-3}, "jumprelu": {"l0": 1e-3}, "topk": {}, "batchtopk": {}, "mp": {}}
 
@@ -98,6 +101,19 @@ def train_step_time(sae, x: torch.Tensor, repeats: int) -> float:
     return _median_time(step, x.device, repeats)
 
 
+def group_sparse_time(sae: TopKSAE, x: torch.Tensor, y: torch.Tensor, dense: bool, repeats: int) -> float:
+    """Encode a paired batch, then the group-sparse loss and its backward, on supports or densified codes."""
+    loss = GroupSparse(weight=1.0)
+
+    def step():
+        codes = [sae.encode(v) for v in (x, y)]
+        if dense:
+            codes = [Code(code.dense(), None, code.m) for code in codes]
+        loss(*codes).backward()
+
+    return _median_time(step, x.device, repeats)
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--d", type=int, default=512)
@@ -123,17 +139,22 @@ def main(argv=None) -> dict:
     results["train_step_s"]["topk-naive"] = train_step_time(NaiveTopK(a.d, a.m, a.k).to(dev), x, a.repeats)
     results["train_step_s"]["mp-naive"] = train_step_time(NaiveMP(a.d, a.m, a.k).to(dev), x, a.repeats)
 
+    topk, y = TopKSAE(a.d, a.m, a.k).to(dev), torch.nn.functional.normalize(torch.randn_like(x), dim=1)
+    results["aux_loss_s"] = {name: group_sparse_time(topk, x, y, dense, a.repeats)
+                             for name, dense in (("group-sparse", False), ("group-sparse-dense", True))}
+
     fast, naive = MatchingPursuitSAE(a.d, a.m, a.k).to(dev).eval(), NaiveMP(a.d, a.m, a.k).to(dev).eval()
     naive.load_state_dict(fast.state_dict())
     with torch.no_grad():
         results["encode_s"] = {"mp-select": _median_time(lambda: fast.encode(x), dev, a.repeats),
                                "mp-select-naive": _median_time(lambda: naive.encode(x), dev, a.repeats)}
-    s, e = results["train_step_s"], results["encode_s"]
+    s, e, g = results["train_step_s"], results["encode_s"], results["aux_loss_s"]
     results["speedup"] = {
         "topk sparse vs dense decode (train step)": s["topk-dense-decode"] / s["topk"],
         "topk sparse vs naive dense (train step)": s["topk-naive"] / s["topk"],
         "mp Gram vs recompute (train step)": s["mp-naive"] / s["mp"],
         "mp Gram vs recompute (encode)": e["mp-select-naive"] / e["mp-select"],
+        "group-sparse on supports vs dense (encode + loss + backward)": g["group-sparse-dense"] / g["group-sparse"],
     }
     print(json.dumps(results, indent=2))
     if a.out:

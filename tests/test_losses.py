@@ -51,6 +51,25 @@ def test_group_sparse_sum_of_pair_norms():
     assert GroupSparse(weight=1.0)(_sparse(IMG), _sparse(TXT)).item() == pytest.approx(expected)
 
 
+def test_group_sparse_on_supports_matches_the_dense_loss_and_its_gradient():
+    # supports with repeats (Matching Pursuit), zero padding and partial overlap between modalities
+    gen = torch.Generator().manual_seed(0)
+    indices = {name: torch.randint(0, 6, (64, 5), generator=gen) for name in ("img", "txt")}
+    values = {name: torch.rand(64, 5, generator=gen) * (torch.rand(64, 5, generator=gen) > 0.2)
+              for name in ("img", "txt")}
+    grads = []
+    for sparse in (True, False):
+        leaves = {name: v.clone().requires_grad_() for name, v in values.items()}
+        codes = [Code(leaves[name], indices[name], 6) for name in ("img", "txt")]
+        if not sparse:
+            codes = [Code(code.dense(), None, 6) for code in codes]
+        loss = GroupSparse(weight=1.0)(*codes)
+        loss.backward()
+        grads.append((loss.detach(), leaves["img"].grad, leaves["txt"].grad))
+    for on_support, dense in zip(*grads):
+        torch.testing.assert_close(on_support, dense)
+
+
 def test_group_sparse_gradient_is_finite_at_zero():
     zi = torch.tensor([[0.0, 3.0]], requires_grad=True)
     zt = torch.tensor([[0.0, 4.0]], requires_grad=True)

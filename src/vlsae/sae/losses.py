@@ -26,8 +26,20 @@ def inner(a: Code, b: Code) -> torch.Tensor:
     """Per-sample ``<z_a, z_b>``; sparse codes meet on equal indices (``B x k x k``), never densely."""
     if a.indices is None or b.indices is None:
         return (a.dense() * b.dense()).sum(-1)
+    return (_on_indices_of(a, b) * a.values).sum(-1)
+
+
+def _on_indices_of(a: Code, b: Code) -> torch.Tensor:
+    """``B x k_a``: the dense value of ``b`` at each index of sparse ``a`` (repeats of ``b`` add up)."""
     same = a.indices[:, :, None] == b.indices[:, None, :]
-    return (a.values[:, :, None] * b.values[:, None, :] * same).sum((1, 2))
+    return (same * b.values[:, None, :]).sum(-1)
+
+
+def _safe_norm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``sqrt(a^2 + b^2)``, with gradient 0 (not NaN) where both are 0."""
+    squares = a.square() + b.square()
+    active = squares > 0
+    return torch.where(active, squares, torch.ones_like(squares)).sqrt() * active
 
 
 @dataclass(frozen=True)
@@ -70,10 +82,23 @@ class GroupSparse:
             raise ValueError(f"group_sparse.mask_p must lie in [0, 1), got {self.mask_p}")
 
     def __call__(self, z_img: Code, z_txt: Code) -> torch.Tensor:
-        zi, zt = z_img.dense(), z_txt.dense()
-        active = (zi != 0) | (zt != 0)
-        squares = torch.where(active, zi.square() + zt.square(), torch.ones_like(zi))  # finite grad at 0
-        return (squares.sqrt() * active).sum(-1).mean()
+        if z_img.indices is None or z_txt.indices is None:
+            return _safe_norm(z_img.dense(), z_txt.dense()).sum(-1).mean()
+        return self._sparse(z_img, z_txt).mean()
+
+    @staticmethod
+    def _sparse(z_img: Code, z_txt: Code) -> torch.Tensor:
+        """Per-sample loss from the ``B x k`` supports, never a ``B x m`` code.
+
+        Each latent on the image support contributes ``sqrt(I_j^2 + T_j^2)``, split evenly over its
+        repeats; each latent only on the text support contributes ``|T_j|``, split likewise.
+        """
+        img_repeats = (z_img.indices[:, :, None] == z_img.indices[:, None, :]).sum(-1)
+        txt_repeats = (z_txt.indices[:, :, None] == z_txt.indices[:, None, :]).sum(-1)
+        on_img = _safe_norm(_on_indices_of(z_img, z_img), _on_indices_of(z_img, z_txt)) / img_repeats
+        txt_only = ~(z_txt.indices[:, :, None] == z_img.indices[:, None, :]).any(-1)
+        on_txt = _on_indices_of(z_txt, z_txt).abs() * txt_only / txt_repeats
+        return on_img.sum(-1) + on_txt.sum(-1)
 
 
 AUX_LOSSES = {"iso_energy": IsoEnergy, "group_sparse": GroupSparse}
