@@ -26,12 +26,16 @@ def inner(a: Code, b: Code) -> torch.Tensor:
     """Per-sample ``<z_a, z_b>``; sparse codes meet on equal indices (``B x k x k``), never densely."""
     if a.indices is None or b.indices is None:
         return (a.dense() * b.dense()).sum(-1)
-    return (_on_indices_of(a, b) * a.values).sum(-1)
+    return (_at(_same(a, b), b) * a.values).sum(-1)
 
 
-def _on_indices_of(a: Code, b: Code) -> torch.Tensor:
-    """``B x k_a``: the dense value of ``b`` at each index of sparse ``a`` (repeats of ``b`` add up)."""
-    same = a.indices[:, :, None] == b.indices[:, None, :]
+def _same(a: Code, b: Code) -> torch.Tensor:
+    """``B x k_a x k_b``: which entries of sparse ``a`` and ``b`` share an index."""
+    return a.indices[:, :, None] == b.indices[:, None, :]
+
+
+def _at(same: torch.Tensor, b: Code) -> torch.Tensor:
+    """``B x k_a``: the dense value of ``b`` at each index of ``a`` (repeats of ``b`` add up)."""
     return (same * b.values[:, None, :]).sum(-1)
 
 
@@ -93,11 +97,10 @@ class GroupSparse:
         Each latent on the image support contributes ``sqrt(I_j^2 + T_j^2)``, split evenly over its
         repeats; each latent only on the text support contributes ``|T_j|``, split likewise.
         """
-        img_repeats = (z_img.indices[:, :, None] == z_img.indices[:, None, :]).sum(-1)
-        txt_repeats = (z_txt.indices[:, :, None] == z_txt.indices[:, None, :]).sum(-1)
-        on_img = _safe_norm(_on_indices_of(z_img, z_img), _on_indices_of(z_img, z_txt)) / img_repeats
-        txt_only = ~(z_txt.indices[:, :, None] == z_img.indices[:, None, :]).any(-1)
-        on_txt = _on_indices_of(z_txt, z_txt).abs() * txt_only / txt_repeats
+        img_img, img_txt, txt_txt = _same(z_img, z_img), _same(z_img, z_txt), _same(z_txt, z_txt)
+        on_img = _safe_norm(_at(img_img, z_img), _at(img_txt, z_txt)) / img_img.sum(-1)
+        txt_only = ~img_txt.any(1)
+        on_txt = _at(txt_txt, z_txt).abs() * txt_only / txt_txt.sum(-1)
         return on_img.sum(-1) + on_txt.sum(-1)
 
 
