@@ -33,10 +33,11 @@ def job_counts(plan):
 def test_tiny_config_end_to_end(repo, tmp_path):
     results = tmp_path / "results"
     figure = f"{results}/figures/het_fig5_alpha_sweep.png"
-    # naming one figure plans only what it needs: 2 alphas x 1 seed x (data, 2 SAEs, 1 alignment, 2 evals) + report, no rule all
+    # naming one figure plans only what it needs: 2 alphas x 1 seed x (data, one pass training both
+    # references, 1 alignment, one evaluation of both) + report, no rule all
     plan = snakemake(repo, results, "-n", figure)
-    assert job_counts(plan) == {"synth_het": "2", "train_sae_synthetic": "4", "align_synthetic": "2",
-                      "evaluate_het_synthetic": "4", "report_het_fig5": "1", "total": "13"}
+    assert job_counts(plan) == {"synth_het": "2", "train_het_references": "2", "align_synthetic": "2",
+                      "evaluate_het_references": "2", "report_het_fig5": "1", "total": "9"}
     snakemake(repo, results)
     table = pd.read_csv(results / "tables/het_fig5_alpha_sweep.csv")
     assert len(table) == 3 * 2  # (method, alpha, seed) rows
@@ -47,7 +48,7 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     for ext in ("pdf", "png"):
         assert (results / f"figures/het_fig5_alpha_sweep.{ext}").stat().st_size > 1000
     assert "|" in (results / "tables/het_fig5_alpha_sweep.md").read_text()
-    assert "train" in (results / "logs/train/het-alpha0.0/topk-k2-m64-shared-seed0.log").read_text()
+    assert "train topk-k2-m64-shared, topk-k2-m64-specific" in (results / "logs/train/het-alpha0.0/references-seed0.log").read_text()
     theory = pd.read_csv(results / "tables/het_theory_phases.csv")
     assert len(theory) == 3 and (theory["relative_error"] < 0.05).all()
     assert (results / "figures/het_theory_phases.png").stat().st_size > 1000
@@ -120,7 +121,7 @@ def test_paper_config_plans(repo):
     plan = snakemake(repo, "/nonexistent-results", "-n", configfile="config/paper.yaml")
     assert "topk-k16-m8192-shared" in plan and "d\": 256" in plan
     counts = job_counts(plan)
-    assert counts["total"] == "469" and counts["theory_phases"] == "9"
+    assert counts["total"] == "367" and counts["theory_phases"] == "9"
     # real embeddings: 7 models x 6 datasets; GPU declared for real models
     assert counts["embed"] == "42" and "gpu=1" in plan.split("rule embed:")[1].split("rule ")[0]
     # real SAE grids, one pass per (model, training set, seed): ISO on LAION with 6 encoders, HET on
@@ -129,5 +130,9 @@ def test_paper_config_plans(repo):
     assert '"expansion": 64' in plan and '"expansion": 16' in plan and "--run het-batchtopk-k64-specific 2" in plan
     # ISO Table 5: 2 experiments x 3 seeds, each one dataset, one job training SAE and SAE-A, one evaluation
     assert counts["synth_iso"] == counts["train_iso_toy"] == counts["evaluate_iso_toy"] == "6"
-    # Fig. 6 at alpha 0.5: 2 references + 2 losses x 5 weights, 3 seeds
-    assert counts["train_sae_synthetic"] == str(6 * 3 * 2 + 3 * 12) and counts["report_het_fig6"] == "1"
+    # HET: one pass per (alpha, seed), the 2 references at 6 alphas and, at Fig. 6's alpha 0.5 (not
+    # one of Fig. 5's), the references + 2 losses x 5 weights; 3 seeds; evaluation grouped the same way
+    assert counts["train_het_references"] == counts["evaluate_het_references"] == str(6 * 3)
+    assert counts["train_het_fig6"] == counts["evaluate_het_fig6"] == "3" and counts["report_het_fig6"] == "1"
+    het_training = [job for job in plan.split("\nrule ") if job.startswith("train_het")]
+    assert sum(job.count("--sae ") for job in het_training) == 6 * 3 * 2 + 3 * 12

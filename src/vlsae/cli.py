@@ -105,16 +105,20 @@ def cmd_unpack(a: argparse.Namespace) -> None:
     unpack(a.archive, a.into, a.marker)
 
 
+def _one_out_each(items: list, outs: list, flag: str) -> list[tuple]:
+    """``(item, out)`` pairs of repeated ``flag`` and ``--out`` options, which must come in equal numbers."""
+    if len(items) != len(outs):
+        raise ValueError(f"give one --out per {flag}: got {len(items)} {flag} and {len(outs)} --out")
+    return list(zip(items, outs))
+
+
 def cmd_train(a: argparse.Namespace) -> None:
     from .sae import SAESpec
     from .sae.train import TrainConfig, train_paired_saes
     from .store import EmbeddingStore
 
-    specs, outs = a.sae or [{}], a.out
-    if len(specs) != len(outs):
-        raise ValueError(f"give one --out per --sae: got {len(specs)} --sae and {len(outs)} --out")
     store = EmbeddingStore(a.data)
-    runs = [(SAESpec.from_dict(spec, store.dim), out) for spec, out in zip(specs, outs)]
+    runs = [(SAESpec.from_dict(spec, store.dim), out) for spec, out in _one_out_each(a.sae or [{}], a.out, "--sae")]
     train_paired_saes(runs, store, TrainConfig.from_dict(a.training), seed=a.seed, device=a.device)
 
 
@@ -123,10 +127,8 @@ def cmd_align(a: argparse.Namespace) -> None:
     from .sae import load_paired_sae
     from .store import EmbeddingStore
 
-    if len(a.model) != len(a.out):
-        raise ValueError(f"give one --out per --model: got {len(a.model)} --model and {len(a.out)} --out")
     store = EmbeddingStore(a.data)
-    for folder, out in zip(a.model, a.out):
+    for folder, out in _one_out_each(a.model, a.out, "--model"):
         model = load_paired_sae(folder)
         if model.spec.arrangement == "shared":
             log.info("%s is shared: aligning its image codes to its text codes gives its self-match rate (HET F.2)", folder)
@@ -137,6 +139,8 @@ def cmd_align(a: argparse.Namespace) -> None:
 
 
 def cmd_eval_het(a: argparse.Namespace) -> None:
+    """Each ``--model`` to its ``--out``; a modality-specific pair whose folder holds ``alignment.npz``
+    is also evaluated after post-hoc alignment."""
     import pandas as pd
 
     from .align import Alignment
@@ -146,20 +150,21 @@ def cmd_eval_het(a: argparse.Namespace) -> None:
     from .store import EmbeddingStore
     from .synth.het import GroundTruth
 
-    model = load_paired_sae(a.model)
     gt, store = GroundTruth.load(a.ground_truth), EmbeddingStore(a.data)
-    spec = model.spec
-    base = " + ".join(["shared" if spec.arrangement == "shared" else "modality-specific", *sorted(spec.aux)])
-    results = {base: evaluate_het(model, gt, store)}
-    if a.alignment:
-        results[f"{base} + post-hoc"] = evaluate_het(model, gt, store, Alignment.load(a.alignment).perm)
-    aux_weights = json.dumps({name: options["weight"] for name, options in sorted(spec.aux.items())})
-    rows = [{"method": method, "alpha": gt.alpha, "seed": a.seed, "sae_id": spec.slug, "aux_weights": aux_weights,
-             "metric": k, "value": v}
-            for method, metrics in results.items() for k, v in metrics.items()]
-    write_frame(a.out, pd.DataFrame(rows))
-    for row in rows:
-        log.info("%-32s %-24s %.4f", row["method"], row["metric"], row["value"])
+    for folder, out in _one_out_each(a.model, a.out, "--model"):
+        model, saved = load_paired_sae(folder), Path(folder) / "alignment.npz"
+        spec = model.spec
+        base = " + ".join(["shared" if spec.arrangement == "shared" else "modality-specific", *sorted(spec.aux)])
+        results = {base: evaluate_het(model, gt, store)}
+        if spec.arrangement == "specific" and saved.exists():
+            results[f"{base} + post-hoc"] = evaluate_het(model, gt, store, Alignment.load(saved).perm)
+        aux_weights = json.dumps({name: options["weight"] for name, options in sorted(spec.aux.items())})
+        rows = [{"method": method, "alpha": gt.alpha, "seed": a.seed, "sae_id": spec.slug, "aux_weights": aux_weights,
+                 "metric": k, "value": v}
+                for method, metrics in results.items() for k, v in metrics.items()]
+        write_frame(out, pd.DataFrame(rows))
+        for row in rows:
+            log.info("%s: %-32s %-24s %.4f", folder, row["method"], row["metric"], row["value"])
 
 
 def cmd_eval_encoder(a: argparse.Namespace) -> None:
@@ -504,12 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_align)
 
     s = sub.add_parser("eval-het", help="the five synthetic metrics of HET E.3")
-    s.add_argument("--model", required=True, type=Path)
+    s.add_argument("--model", required=True, type=Path, action="append",
+                   help="trained run folder (with alignment.npz: also the aligned pair); repeatable")
     s.add_argument("--data", required=True, type=Path, help="evaluation store")
     s.add_argument("--ground-truth", required=True, type=Path)
-    s.add_argument("--alignment", type=Path, default=None, help="alignment.npz: also report the aligned pair")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
+    s.add_argument("--out", required=True, type=Path, action="append", help="tidy metrics (.parquet), one per --model")
     s.set_defaults(func=cmd_eval_het)
 
     s = sub.add_parser("eval-encoder", help="encoder metrics of one store (ISO E.1, Table 6)")

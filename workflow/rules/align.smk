@@ -4,7 +4,7 @@
 
 rule align_synthetic:
     input:
-        weights=rules.train_sae_synthetic.output.weights,
+        weights=f"{HET_SAE}/model.safetensors",
         data=rules.synth_het.output.train,
     output:
         f"{RESULTS}/saes/synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}/alignment.npz",

@@ -52,6 +52,11 @@ FIG6_SPECS = [
     for multiplier in FIG6["multipliers"]
 ]
 SAE_SPECS = {spec.slug: spec for spec in REFERENCE_SPECS + FIG6_SPECS}
+# Every HET SAE of one (alpha, seed) trains in one pass over that store: the reference pairs at any
+# alpha, and Fig. 6's sweep at its alpha (with the references too, unless Fig. 5 trains them there).
+HET_SAE = f"{RESULTS}/saes/synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}"
+HET_METRICS = f"{RESULTS}/metrics/het_synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}.parquet"
+FIG6_TRAINED = FIG6_SPECS + ([] if FIG6["alpha"] in FIG5["alphas"] else REFERENCE_SPECS)
 
 # ISO Table 5: SAE (MP) and SAE-A per experiment, with the atom count of the experiment's
 # ground-truth dictionary and the DGP's sparsity L (see iso_dictionary_size).
@@ -267,8 +272,28 @@ def fig2_run_args():
     return " ".join(f"--run {panel} {folder}" for panel, folder, _ in _fig2_runs())
 
 
-def sae_json(wildcards):
-    return json.dumps(asdict(SAE_SPECS[wildcards.sae_id]))
+def _het_files(pattern, specs, wildcards):
+    return expand(pattern, sae_id=[s.slug for s in specs], **wildcards, allow_missing=True)
+
+
+def het_weights(specs, **wildcards):
+    """``model.safetensors`` of each HET spec, other wildcards left open."""
+    return _het_files(f"{HET_SAE}/model.safetensors", specs, wildcards)
+
+
+def het_alignments(specs, **wildcards):
+    """Post-hoc ``alignment.npz`` of each modality-specific HET spec."""
+    return _het_files(f"{HET_SAE}/alignment.npz", [s for s in specs if s.arrangement == "specific"], wildcards)
+
+
+def het_metrics(specs, **wildcards):
+    """Tidy metrics of each HET spec."""
+    return _het_files(HET_METRICS, specs, wildcards)
+
+
+def het_train_args(specs):
+    """``--sae``/``--out`` of every spec (in ``output.weights`` order), for one pass."""
+    return lambda wildcards, output: train_args([asdict(s) for s in specs], output.weights)
 
 
 def het_dgp_json(alpha):
@@ -286,15 +311,13 @@ def iso_train_args(wildcards, output):
     return train_args([asdict(models[name]) for name in ISO_MODEL_NAMES], output.weights)
 
 
-def alignment_if_specific(wildcards):
-    """Modality-specific pairs are also evaluated after post-hoc alignment."""
-    if SAE_SPECS[wildcards.sae_id].arrangement != "specific":
-        return []
-    return expand(rules.align_synthetic.output[0], **wildcards)
+def het_eval_args(wildcards, input, output):
+    """``--model``/``--out`` of every evaluated spec (in ``input.weights`` order), for one process."""
+    return " ".join(f"--model {os.path.dirname(w)} --out {out}" for w, out in zip(input.weights, output.metrics))
 
 
 def het_metric_files(alphas, specs, seeds):
-    return expand(rules.evaluate_het_synthetic.output[0], alpha=alphas, sae_id=[s.slug for s in specs], seed=seeds)
+    return expand(HET_METRICS, alpha=alphas, sae_id=[s.slug for s in specs], seed=seeds)
 
 
 def fig5_metric_files():

@@ -1,21 +1,20 @@
 # Metric suites -> tidy Parquet (one row per method x metric).
 
 
-rule evaluate_het_synthetic:
+rule evaluate_het_references:
     input:
-        weights=rules.train_sae_synthetic.output.weights,
+        weights=het_weights(REFERENCE_SPECS),
+        alignments=het_alignments(REFERENCE_SPECS),
         data=rules.synth_het.output.eval,
         ground_truth=rules.synth_het.output.ground_truth,
-        alignment=alignment_if_specific,
     output:
-        f"{RESULTS}/metrics/het_synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}.parquet",
+        metrics=het_metrics(REFERENCE_SPECS),
     params:
-        folder=subpath(input.weights, parent=True),
-        alignment=lambda wildcards, input: f"--alignment {input.alignment}" if input.alignment else "",
+        runs=het_eval_args,
     log:
-        f"{RESULTS}/logs/evaluate/het-alpha{{alpha}}/{{sae_id}}-seed{{seed}}.log",
+        f"{RESULTS}/logs/evaluate/het-alpha{{alpha}}/references-seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/het-alpha{{alpha}}/{{sae_id}}-seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/evaluate/het-alpha{{alpha}}/references-seed{{seed}}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
@@ -23,9 +22,25 @@ rule evaluate_het_synthetic:
         mem_mb=4000,
         runtime=20,
     shell:
-        "vlsae --threads {threads} eval-het --model {params.folder} --data {input.data}"
-        " --ground-truth {input.ground_truth} {params.alignment} --seed {wildcards.seed}"
-        " --out {output} > {log} 2>&1"
+        "vlsae --threads {threads} eval-het {params.runs} --data {input.data}"
+        " --ground-truth {input.ground_truth} --seed {wildcards.seed} > {log} 2>&1"
+
+
+use rule evaluate_het_references as evaluate_het_fig6 with:
+    input:
+        weights=het_weights(FIG6_TRAINED, alpha=FIG6["alpha"]),
+        alignments=het_alignments(FIG6_TRAINED, alpha=FIG6["alpha"]),
+        data=expand(rules.synth_het.output.eval, alpha=FIG6["alpha"], allow_missing=True),
+        ground_truth=expand(rules.synth_het.output.ground_truth, alpha=FIG6["alpha"], allow_missing=True),
+    output:
+        metrics=het_metrics(FIG6_TRAINED, alpha=FIG6["alpha"]),
+    log:
+        f"{RESULTS}/logs/evaluate/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.tsv"
+
+
+ruleorder: evaluate_het_fig6 > evaluate_het_references
 
 
 rule theory_phases:

@@ -1,30 +1,48 @@
-# One SAE (or one modality-specific pair) per configuration and seed.
+# Several SAEs per pass over a store where they share data and seed: the HET SAEs of one (alpha,
+# seed), the ISO SAE and SAE-A of one experiment, the whole zoo of one real store.
 
 
-rule train_sae_synthetic:
+rule train_het_references:
     input:
         data=rules.synth_het.output.train,
     output:
-        weights=f"{RESULTS}/saes/synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}/model.safetensors",
-        config=f"{RESULTS}/saes/synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}/config.json",
-        log_csv=f"{RESULTS}/saes/synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}/log.csv",
+        weights=het_weights(REFERENCE_SPECS),
     params:
-        sae=sae_json,
+        runs=het_train_args(REFERENCE_SPECS),
         training=json.dumps(HET["training"]),
-        folder=subpath(output.weights, parent=True),
     log:
-        f"{RESULTS}/logs/train/het-alpha{{alpha}}/{{sae_id}}-seed{{seed}}.log",
+        f"{RESULTS}/logs/train/het-alpha{{alpha}}/references-seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/het-alpha{{alpha}}/{{sae_id}}-seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/train/het-alpha{{alpha}}/references-seed{{seed}}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=60 * len(REFERENCE_SPECS),
     shell:
-        "vlsae --threads {threads} train --data {input.data} --out {params.folder}"
-        " --sae '{params.sae}' --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"
+        "vlsae --threads {threads} train --data {input.data} {params.runs}"
+        " --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"
+
+
+use rule train_het_references as train_het_fig6 with:
+    input:
+        data=expand(rules.synth_het.output.train, alpha=FIG6["alpha"], allow_missing=True),
+    output:
+        weights=het_weights(FIG6_TRAINED, alpha=FIG6["alpha"]),
+    params:
+        runs=het_train_args(FIG6_TRAINED),
+        training=json.dumps(HET["training"]),
+    log:
+        f"{RESULTS}/logs/train/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60 * len(FIG6_TRAINED),
+
+
+ruleorder: train_het_fig6 > train_het_references
 
 
 rule train_iso_toy:
