@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 FAKE_SLURM = {
     "sbatch": 'echo "$@" >> "$SBATCH_LOG"\ncat > /dev/null\necho 4242\n',
     # status queries (--format=JobIdRaw,State) see the job failed; the account guess sees one account
@@ -62,3 +64,12 @@ def test_paper_config_plans_through_the_slurm_profile(repo, tmp_path):
     out = _snakemake(repo, env, "-n", "--configfile", "config/paper.yaml", "--config", f"results={tmp_path}")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Job stats:" in out.stdout
+
+
+def test_slurm_profile_names_only_rules_of_the_workflow(repo):
+    """A renamed rule must not silently fall out of its partition or submission group."""
+    listed = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules"], cwd=repo, capture_output=True, text=True)
+    rules = set(listed.stdout.split())
+    profile = yaml.safe_load((repo / "profiles/slurm/config.yaml").read_text())
+    named = {entry.split("=")[0] for entry in profile["groups"]} | {entry.split(":")[0] for entry in profile["set-resources"]}
+    assert "train_het_fig6" in rules and named <= rules, sorted(named - rules)
