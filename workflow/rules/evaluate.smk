@@ -20,7 +20,7 @@ rule evaluate_het_references:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=20,
+        runtime=10 * len(REFERENCE_SPECS),
     shell:
         "vlsae --threads {threads} eval-het {params.runs} --data {input.data}"
         " --ground-truth {input.ground_truth} --seed {wildcards.seed} > {log} 2>&1"
@@ -38,6 +38,9 @@ use rule evaluate_het_references as evaluate_het_fig6 with:
         f"{RESULTS}/logs/evaluate/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=10 * len(FIG6_TRAINED),
 
 
 ruleorder: evaluate_het_fig6 > evaluate_het_references
