@@ -7,7 +7,7 @@ rule align_synthetic:
         weights=f"{HET_SAE}/model.safetensors",
         data=rules.synth_het.output.train,
     output:
-        f"{RESULTS}/saes/synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}/alignment.npz",
+        f"{HET_SAE}/alignment.npz",
     params:
         folder=subpath(input.weights, parent=True),
     log:

@@ -316,16 +316,12 @@ def het_eval_args(wildcards, input, output):
     return " ".join(f"--model {os.path.dirname(w)} --out {out}" for w, out in zip(input.weights, output.metrics))
 
 
-def het_metric_files(alphas, specs, seeds):
-    return expand(HET_METRICS, alpha=alphas, sae_id=[s.slug for s in specs], seed=seeds)
-
-
 def fig5_metric_files():
-    return het_metric_files(FIG5["alphas"], REFERENCE_SPECS, FIG5["seeds"])
+    return het_metrics(REFERENCE_SPECS, alpha=FIG5["alphas"], seed=FIG5["seeds"])
 
 
 def fig6_metric_files():
-    return het_metric_files([FIG6["alpha"]], REFERENCE_SPECS + FIG6_SPECS, FIG6["seeds"])
+    return het_metrics(REFERENCE_SPECS + FIG6_SPECS, alpha=FIG6["alpha"], seed=FIG6["seeds"])
 
 
 def iso_metric_files():

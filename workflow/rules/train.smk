@@ -32,7 +32,6 @@ use rule train_het_references as train_het_fig6 with:
         weights=het_weights(FIG6_TRAINED, alpha=FIG6["alpha"]),
     params:
         runs=het_train_args(FIG6_TRAINED),
-        training=json.dumps(HET["training"]),
     log:
         f"{RESULTS}/logs/train/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.log",
     benchmark:
