@@ -49,12 +49,38 @@ def test_fda_on_three_atoms():
         fda(plan, ATOMS, bimodal, total, denominator="typo")
 
 
-def test_probe_accuracy_and_p_acc():
+def test_sign_probe_follows_e3():
+    # centred A: the mean of the four rows (0.5, 0.25, 0) is removed before the sign is read
+    image = np.array([[2.0, 0, 0], [1, 1, 0]])
+    text = np.array([[-1.0, 0, 0], [0, 0, 0]])
+    atoms = np.array([[1.0, 0, 0], [-1.0, 0, 0], [0, 1, 0]])
+    # projections of centred rows on e1: 1.5, 0.5, -1.5, -0.5 -> preds 1, 1, 0, 0
+    # image-only e1: labels l_img -> 1; text-only -e1 (mu < tau): preds 0, 0, 1, 1 vs 1 - l_img = 0, 0, 1, 1 -> 1;
+    # e2 bimodal: centred projections -0.25, 0.75, -0.25, -0.25 -> preds 0, 1, 0, 0 vs l_img 1, 1, 0, 0 -> 3/4
+    acc = probe_accuracy(atoms, image, text, mu=np.array([1.0, 0.0, 0.5]), tau=0.05, chunk=2)
+    assert acc == pytest.approx([1.0, 1.0, 0.75])
+
+
+def test_image_only_atom_that_fires_on_texts_scores_below_half():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(50, 4)) + [0, 0, 0, 3.0]
+    text = rng.normal(size=(50, 4)) + [0, 0, 0, -3.0]
+    towards_text = np.array([[0, 0, 0, -1.0]])
+    # the atom is image-only by its energy (mu = 0.99) but points to the text cone: E.3 scores it against l_img
+    assert probe_accuracy(towards_text, image, text, mu=np.array([0.99]))[0] < 0.5
+    # the stump reading takes the better orientation and hides the failure
+    assert probe_accuracy(towards_text, image, text, mu=np.array([0.99]), probe="stump")[0] > 0.9
+    with pytest.raises(ValueError, match="probe"):
+        probe_accuracy(towards_text, image, text, mu=np.array([0.99]), probe="typo")
+
+
+def test_stump_probe_and_p_acc():
     image = np.array([[2.0, 0, 0], [3, 1, 0]])
     text = np.array([[-1.0, 0, 0], [0, 1, 0]])
     # atom e1 separates (2, 3) from (-1, 0): 1; atom e2 sees (0, 1) in both: no threshold beats 1/2
     # (ties cannot be split); atom -e1 separates as well, in the other orientation
-    acc = probe_accuracy(np.array([[1.0, 0, 0], [0, 1, 0], [-1, 0, 0]]), image, text, chunk=2)
+    acc = probe_accuracy(np.array([[1.0, 0, 0], [0, 1, 0], [-1, 0, 0]]), image, text, mu=np.ones(3), probe="stump",
+                         chunk=2)
     assert acc == pytest.approx([1.0, 0.5, 1.0])
     # s = (1, 1 - 2 (0.5 - 0.5), 1 - 2 (0.75 - 0.5)) weighted by E = (1, 1, 2)
     assert probing_score(np.array([1.0, 0.5, 0.75]), np.array([False, True, True]), np.array([1.0, 1, 2])) == 0.75

@@ -5,7 +5,8 @@ samples are ``N x K``, ``D`` is the ``K x d`` dictionary (unit rows).
 
 * energy ``E^(d) = E[psi^(d)(X)^2]`` per latent (eq. 5), ``E = mean_d E^(d)``;
 * modality score ``mu_i = E_img,i / (E_img,i + E_txt,i)``; bimodal mask ``delta_i = mu_i in [tau, 1 - tau]``;
-* probing accuracy ``p_acc = sum_i E_i s_i / sum_i E_i``;
+* probing accuracy ``p_acc = sum_i E_i s_i / sum_i E_i`` (each atom a sign probe on the centred
+  embeddings, App. E.3);
 * bridge ``B_W = W ⊙ (D D^T)``; ``rho`` from ``B_Sigma`` with the paired cross-moment (eq. 6);
 * ``FDA`` from ``B_Gamma``, ``Gamma`` the exact OT plan between the image- and text-energy
   distributions over atoms with cost ``1 - D D^T`` (eqs. 7-9).
@@ -53,18 +54,38 @@ def stump_accuracy(values: torch.Tensor, positive: torch.Tensor) -> torch.Tensor
     return torch.where(valid, torch.maximum(acc, 1 - acc), 0.5).max(0).values
 
 
-@torch.no_grad()
-def probe_accuracy(atoms: np.ndarray, image: np.ndarray, text: np.ndarray, chunk: int = 512) -> np.ndarray:
-    """Accuracy of each atom as a linear probe for the modality of an embedding.
+PROBES = ("sign", "stump")
 
-    The probe thresholds the projection ``x . D_i``; ISO gives no threshold, so we take the best one
-    and either orientation (a decision stump), which puts the accuracy in [0.5, 1].
+
+@torch.no_grad()
+def probe_accuracy(atoms: np.ndarray, image: np.ndarray, text: np.ndarray, mu: np.ndarray, tau: float = 0.05,
+                   probe: str = "sign", chunk: int = 512) -> np.ndarray:
+    """Accuracy of each atom ``D_i`` as a linear probe for the modality of an embedding (ISO App. E.3).
+
+    ``sign`` (E.3 as written): ``A`` is the image and text embeddings together, centred by their joint
+    mean; ``preds = 1[A . D_i > 0]`` is scored against ``l_img`` (1 for images) for image-only
+    (``mu > 1 - tau``) and bimodal atoms, and against ``1 - l_img`` for text-only atoms (``mu < tau``).
+    A unimodal atom that points to the other modality therefore scores below 0.5.
+
+    ``stump``: the best threshold on the (uncentred) projection in either orientation, so the
+    accuracy lies in [0.5, 1] whatever the atom's class (an earlier reading, kept as an option).
     """
+    if probe not in PROBES:
+        raise ValueError(f"probe must be one of {PROBES}, got {probe!r}")
     x = torch.from_numpy(np.concatenate([image, text]).astype(np.float32))
     is_image = torch.cat([torch.ones(len(image)), torch.zeros(len(text))])
-    return np.concatenate([
-        stump_accuracy(x @ torch.from_numpy(np.asarray(atoms[start:start + chunk], dtype=np.float32)).T, is_image)
-        .double().numpy() for start in range(0, len(atoms), chunk)])
+    if probe == "sign":
+        x = x - x.mean(0)
+        label = torch.from_numpy(np.where(np.asarray(mu) < tau, 0.0, 1.0)).float()  # 1: image (l_img), 0: 1 - l_img
+    out = []
+    for start in range(0, len(atoms), chunk):
+        scores = x @ torch.from_numpy(np.asarray(atoms[start:start + chunk], dtype=np.float32)).T
+        if probe == "stump":
+            out.append(stump_accuracy(scores, is_image))
+        else:
+            agree = ((scores > 0).float() == is_image[:, None]).float().mean(0)  # accuracy against l_img
+            out.append(torch.where(label[start:start + chunk] == 1, agree, 1 - agree))
+    return torch.cat(out).double().numpy()
 
 
 def probing_score(accuracy: np.ndarray, bimodal: np.ndarray, total_energy: np.ndarray) -> float:

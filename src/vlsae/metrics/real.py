@@ -44,6 +44,7 @@ class EvalOptions:
     ot_solver: str = "emd"
     fda_denominator: str = "printed"
     ood_k: int = 10
+    probe: str = "sign"
     steering_strength: float = 1.0
     steering_sources: int = 100
 
@@ -268,7 +269,7 @@ def _modality_rows(run: SAERun, data: EvalSet, energy: dict, cross_moment: np.nd
     mu = modality.modality_score(energy["image"], energy["text"])
     bimodal = modality.bimodal_mask(mu, opts.tau)
     accuracy = np.zeros(len(atoms))
-    accuracy[live] = modality.probe_accuracy(atoms[live], data.head.image, data.head.text)
+    accuracy[live] = modality.probe_accuracy(atoms[live], data.head.image, data.head.text, mu[live], opts.tau, opts.probe)
     plan = modality.transport_plan(energy["image"], energy["text"], atoms, solver=opts.ot_solver)
     full = bimodal_only = 0.0
     for batch in data.store.iter_batches(opts.recall_batch):
