@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vlsae.metrics.real import EvalOptions, EvalSet, evaluate_encoder, evaluate_sae
+from vlsae.metrics.real import EvalOptions, EvalSet, SAERun, TrainReference, evaluate_encoder, evaluate_sae
 from vlsae.sae import PairedSAE, SAESpec
 from vlsae.store import EmbeddingStore, write_manifest, write_shard
 
@@ -58,3 +58,23 @@ def test_sae_metrics_of_an_identity_dictionary(imagenet_store):
     assert m["bimodal_share"] == 1.0 and m["p_acc"] == 1.0 and m["delta_r@1"] == 0.0
     # insertion of the one latent recovers everything: curve 0 -> 1, area 1/2; deletion 1 -> 0, area 1/2
     assert m["c_insertion"] == pytest.approx(0.5) and m["c_deletion"] == pytest.approx(0.5)
+
+
+def test_reconstructions_are_z_d_without_the_decoder_bias(imagenet_store):
+    """ISO App. E.2.2, H, I: A^ := Z D and A~ := (Z * delta) D. A large b_dec (compensated in b_enc so that the
+    codes still equal the inputs) changes the SAE's own reconstruction, never these."""
+    model = identity_sae()
+    bias = torch.full((4,), 10.0)
+    with torch.no_grad():
+        model.side("image").b_dec.copy_(bias)
+        model.side("image").b_enc.copy_(bias)   # pre = (x - b) + b = x: codes unchanged
+    run = SAERun(model, torch.device("cpu"))
+    x = np.eye(4, dtype=np.float32)[[0, 1, 3]]
+    full, none = run.reconstruct("image", x, np.zeros(4))
+    assert np.array_equal(full, x) and not none.any()
+    assert np.allclose(run("image", x)[0], x + 10.0)   # the SAE's own reconstruction keeps its bias
+    ref = TrainReference.read(run, imagenet_store, EvalOptions(), progress=False)
+    assert ref.recon == pytest.approx(ref.raw)
+    opts = EvalOptions(sample_pairs=8)
+    m = _values(evaluate_sae(model, EvalSet.read(imagenet_store, opts), None, opts, torch.device("cpu"), progress=False))
+    assert m["delta_r@1"] == 0.0 and m["mse"] == pytest.approx(4 * 100.0)

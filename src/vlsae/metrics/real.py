@@ -23,7 +23,6 @@ from tqdm import tqdm
 from ..align import Alignment, CoactivationStats
 from ..align.hungarian import sparse_cross
 from ..sae import PairedSAE
-from ..sae.base import Code
 from ..store import EmbeddingStore, PairBatch
 from ..strict import from_dict
 from . import encoder, heterogeneity, modality, sae as general
@@ -150,18 +149,19 @@ class SAERun:
 
     @torch.no_grad()
     def reconstruct(self, side: str, x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(Z D, (Z * keep) D)``: the full reconstruction and the one from the latents in ``keep``
-        only (the bimodal reconstruction ``X~`` of ISO App. H-I when ``keep`` is the bimodal mask)."""
+        """``(Z D, (Z * keep) D)``: the dictionary reconstruction ``A^ := Z D`` and the one from the latents in
+        ``keep`` only (``A~ := (Z * delta) D`` when ``keep`` is the bimodal mask; ISO App. E.2.2, H, I). Neither
+        adds the decoder bias: ISO defines both as products with the dictionary alone."""
         sae = self.model.side(side)
-        code = sae.encode(torch.from_numpy(x).to(self.device))
-        dense, mask = code.dense(), torch.from_numpy(np.asarray(keep, dtype=np.float32)).to(self.device)
-        return tuple(sae.decode(Code(z, None, code.m)).float().cpu().numpy() for z in (dense, dense * mask))
+        dense = sae.encode(torch.from_numpy(x).to(self.device)).dense()
+        mask = torch.from_numpy(np.asarray(keep, dtype=np.float32)).to(self.device)
+        return tuple((z.to(sae.W_dec.dtype) @ sae.W_dec).float().cpu().numpy() for z in (dense, dense * mask))
 
 
 @dataclass
 class TrainReference:
     """What ISO App. H, I and L take from the SAE's *training* store, one pass: the modality means of
-    the embeddings and of their reconstructions (``mu_I, mu_T, mu_I^, mu_T^``; used on every
+    the embeddings and of their reconstructions ``Z D`` (``mu_I, mu_T, mu_I^, mu_T^``; used on every
     evaluation set, "for fairness", ISO App. I) and the bimodal mask from the training energies."""
 
     raw: np.ndarray
@@ -174,9 +174,9 @@ class TrainReference:
         for batch in tqdm(store.iter_batches(opts.batch_size), total=store.n_batches(opts.batch_size),
                           desc="training means", disable=not progress, mininterval=2.0):
             for i, side in enumerate(SIDES):
-                x_hat, z = run(side, getattr(batch, side))
+                _, z = run(side, getattr(batch, side))
                 sums[i] += getattr(batch, side).sum(0)
-                sums[2 + i] += x_hat.sum(0)
+                sums[2 + i] += z.sum(0) @ run.atoms(side)  # the sum of Z D, without the decoder bias
                 energy[side] = energy.get(side, 0.0) + (z.astype(np.float64) ** 2).sum(0)
         mu = modality.modality_score(energy["image"], energy["text"])
         return cls(sums[:2] / len(store), sums[2:] / len(store), modality.bimodal_mask(mu, opts.tau))
