@@ -6,10 +6,9 @@ images ``I_src`` and of the relative captions ``Delta``, the queries are the bas
 reconstructed targets ``T^`` by cosine; the paper scores ``(r@10 + r@50) / 2``.
 
 ``ood_score``: the distance of each query to its K-th nearest neighbour among the targets, and of
-each target to its K-th nearest neighbour among the targets, then the accuracy of the best
-threshold on that distance at telling queries from targets (ISO App. H, K = 10). A target counts
-as its own first neighbour, so a query set identical to the targets is indistinguishable (0.5);
-well separated sets score 1.
+each target to its K-th nearest neighbour among the *other* targets, then the accuracy of the best
+threshold on that distance at telling queries from targets (ISO App. H, K = 10). A query set drawn
+from the targets' distribution is indistinguishable (about 0.5); well separated sets score 1.
 """
 
 from __future__ import annotations
@@ -21,14 +20,23 @@ from .modality import stump_accuracy
 
 
 @torch.no_grad()
-def kth_neighbour_distance(points: np.ndarray, reference: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
-    """Euclidean distance from each row of ``points`` to its ``k``-th nearest row of ``reference``."""
+def kth_neighbour_distance(points: np.ndarray, reference: np.ndarray, k: int, chunk: int = 4096,
+                           exclude_self: bool = False) -> np.ndarray:
+    """Euclidean distance from each row of ``points`` to its ``k``-th nearest row of ``reference``.
+
+    ``exclude_self``: ``points`` *is* ``reference``, and row ``i`` is not its own neighbour (ISO App. H
+    scores the targets against the other targets)."""
     ref = torch.from_numpy(np.asarray(reference, dtype=np.float32))
-    if k > len(ref):
-        raise ValueError(f"K = {k} exceeds the {len(ref)} reference points")
+    if k > len(ref) - exclude_self:
+        raise ValueError(f"K = {k} exceeds the {len(ref) - exclude_self} reference points")
+    if exclude_self and len(points) != len(ref):
+        raise ValueError("exclude_self needs points to be the reference set itself")
     out = []
     for start in range(0, len(points), chunk):
         dist = torch.cdist(torch.from_numpy(np.asarray(points[start:start + chunk], dtype=np.float32)), ref)
+        if exclude_self:
+            rows = torch.arange(len(dist))
+            dist[rows, start + rows] = float("inf")
         out.append(dist.kthvalue(k, dim=1).values)
     return torch.cat(out).double().numpy()
 
@@ -41,6 +49,7 @@ def queries(source: tuple[np.ndarray, np.ndarray], delta: tuple[np.ndarray, np.n
 
 def ood_score(queries: np.ndarray, targets: np.ndarray, k: int = 10) -> float:
     """Accuracy of the best K-NN-distance threshold separating ``queries`` from ``targets`` (lower: more in distribution)."""
-    distances = np.concatenate([kth_neighbour_distance(queries, targets, k), kth_neighbour_distance(targets, targets, k)])
+    distances = np.concatenate([kth_neighbour_distance(queries, targets, k),
+                                kth_neighbour_distance(targets, targets, k, exclude_self=True)])
     is_query = torch.cat([torch.ones(len(queries)), torch.zeros(len(targets))])
     return float(stump_accuracy(torch.from_numpy(distances)[:, None].float(), is_query)[0])
