@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from vlsae.align import CoactivationStats, align_paired_sae, hungarian_permutation
+from vlsae.align import Alignment, CoactivationStats, align_paired_sae, hungarian_permutation
 from vlsae.sae import PairedSAE, SAESpec
 from vlsae.store import EmbeddingStore, StoreWriter
 
@@ -60,3 +60,9 @@ def test_align_paired_sae_recovers_swapped_text_sae(tmp_path):
     inverse = torch.argsort(planted).numpy()
     np.testing.assert_array_equal(alignment.perm[live], inverse[live])
     np.testing.assert_allclose(alignment.matched_corr[live], 1.0, atol=1e-6)
+    # Fig. 2's histogram covers every live image x live text pair; the matched pairs (correlation 1,
+    # identical atoms) land in the top correlation bin at distance 0
+    assert alignment.pair_counts.sum() == alignment.live_image.sum() * alignment.live_text.sum()
+    assert alignment.pair_counts[-1, 0] >= live.sum()
+    alignment.save(tmp_path / "alignment.npz")
+    assert np.array_equal(Alignment.load(tmp_path / "alignment.npz").pair_counts, alignment.pair_counts)

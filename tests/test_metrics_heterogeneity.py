@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from vlsae.metrics.heterogeneity import direction_histogram, retrieval_recall, self_match_rate
+from vlsae.metrics.heterogeneity import direction_histogram, pair_histogram, retrieval_recall, self_match_rate
 from vlsae.metrics.monosemanticity import MonosemanticityAccumulator, code_range
 
 
@@ -28,6 +28,28 @@ def test_direction_histogram_bins_distance_by_correlation():
     counts = direction_histogram(image, text, np.array([0.9, 0.2, np.nan]), np.array([0, 0.5, 1]),
                                  np.array([0, 0.5, 1.5, 2.0]))
     assert counts.tolist() == [[0, 1, 0], [1, 0, 0]]                 # the unmatched pair is left out
+
+
+def test_pair_histogram_bins_every_live_pair():
+    """Fig. 2 over all m^2 pairs (App. E.1): two live image latents x two live text latents, one dead each."""
+    image = np.array([[1.0, 0], [0, 1], [5, 5]])                     # latent 2 is dead
+    text = np.array([[1.0, 0], [0, -1], [7, 7]])                     # latent 2 is dead
+    corr = np.array([[0.9, 0.1, 0.0], [0.3, 0.7, 0.0], [0.0, 0.0, 0.0]])
+    live = np.array([True, True, False])
+    counts = pair_histogram(lambda rows: corr[rows], live, live, image, text, np.array([0, 0.5, 1]),
+                            np.array([0, 0.5, 1.5, 2.0]), block=1)
+    # distances: (0,0) 0, (0,1) 1, (1,0) 1, (1,1) 2; correlations 0.9, 0.1, 0.3, 0.7
+    assert counts.tolist() == [[0, 2, 0], [1, 0, 1]]
+    rng = np.random.default_rng(0)
+    big_i, big_t = rng.normal(size=(40, 5)), rng.normal(size=(30, 5))
+    c = rng.uniform(-1, 1, size=(40, 30))
+    li, lt = rng.random(40) > 0.2, rng.random(30) > 0.2
+    unit_i = big_i / np.linalg.norm(big_i, axis=1, keepdims=True)
+    unit_t = big_t / np.linalg.norm(big_t, axis=1, keepdims=True)
+    expected = np.histogram2d(c[np.ix_(li, lt)].ravel(), (1 - unit_i[li] @ unit_t[lt].T).ravel(),
+                              bins=(np.linspace(-1, 1, 6), np.linspace(0, 2, 9)))[0]
+    got = pair_histogram(lambda rows: c[rows], li, lt, big_i, big_t, np.linspace(-1, 1, 6), np.linspace(0, 2, 9), block=7)
+    assert np.array_equal(got, expected) and got.sum() == li.sum() * lt.sum()
 
 
 def test_self_match_rate():

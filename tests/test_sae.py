@@ -9,7 +9,9 @@ import torch
 from safetensors.torch import load_file
 
 from vlsae.sae import PairedSAE, SAESpec, TopKSAE, load_paired_sae
-from vlsae.sae.train import TrainConfig, train_paired_sae
+from vlsae.sae.base import Code
+from vlsae.sae.relu import ReLUSAE
+from vlsae.sae.train import TrainConfig, _param_groups, _Run, reconstruction_loss, train_paired_sae
 from vlsae.store import EmbeddingStore, StoreWriter
 
 
@@ -85,6 +87,75 @@ def test_training_lowers_loss_keeps_unit_atoms_and_saves(tmp_path):
     torch.testing.assert_close(loaded.state_dict(), model.state_dict())
 
 
+def test_reconstruction_terms_closed_form():
+    x = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    x_hat = torch.tensor([[1.0, 1.0], [3.0, 1.0]])             # squared error 1 per row
+    assert reconstruction_loss(x, x_hat, "mse") == pytest.approx(1.0)
+    assert reconstruction_loss(x, x_hat, "fvu") == pytest.approx(2.0 / 2.0)        # batch variance: (1 + 1) around mean 2
+    assert reconstruction_loss(x, x_hat, "element_mean") == pytest.approx(1.0 / 4)  # 2 rows x 2 dims, half a [x; y] batch
+    with pytest.raises(ValueError, match="reconstruction"):
+        reconstruction_loss(x, x_hat, "l1")
+    with pytest.raises(ValueError, match="training.reconstruction"):
+        TrainConfig(reconstruction="sse")
+
+
+def test_onecycle_is_pytorchs_schedule():
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sched = TrainConfig(lr=1e-3, schedule="onecycle").scheduler(opt, total=100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1e-3 / 25) and max(lrs) == pytest.approx(1e-3, rel=1e-3)
+    assert int(np.argmax(lrs)) == 29 and lrs[-1] < 1e-3 / 25 / 100
+
+
+def test_gradient_clip_scope_and_bias_decay(tmp_path):
+    store = _store(tmp_path / "data", n=200, d=8)
+    batch = next(store.iter_batches(100))
+    inputs = {"image": torch.from_numpy(batch.image) * 100, "text": torch.from_numpy(batch.text) * 100}
+    spec = SAESpec(latents=32, arrangement="specific", params={"k": 4})
+    norms = {}
+    for scope in ("sae", "model"):
+        cfg = TrainConfig(lr=0.0, grad_clip=1.0, grad_clip_scope=scope, weight_decay=0.1, weight_decay_biases=False)
+        run = _Run(spec, tmp_path / scope, 8, cfg, seed=0, total=10, dev=torch.device("cpu"))
+        run.train_step(inputs, 0, torch.autocast("cpu", enabled=False))
+        per_sae = [torch.cat([p.grad.flatten() for p in sae.parameters()]).norm() for sae in run.model.components()]
+        norms[scope] = torch.stack(per_sae).norm()
+        if scope == "sae":
+            assert torch.allclose(torch.stack(per_sae), torch.ones(2), atol=1e-4)
+        groups = run.opt.param_groups
+        assert [g["weight_decay"] for g in groups] == [0.1, 0.0] and len(groups[1]["params"]) == 4   # b_enc, b_dec x 2
+    assert norms["model"] == pytest.approx(1.0, abs=1e-4) and norms["sae"] == pytest.approx(2 ** 0.5, abs=1e-4)
+    assert len(_param_groups(PairedSAE(spec, 8), TrainConfig())) == 1
+
+
+def test_target_l0_controller_closed_form_and_reaches_target(tmp_path):
+    sae = ReLUSAE(d=4, m=8, l1=0.01, target_l0=2.0, l0_rate=0.5)
+    codes = Code(torch.tensor([[1.0, 1, 1, 1, 0, 0, 0, 0]] * 3), None, 8)      # L0 = 4 = 2 x target
+    sae.after_step_([codes])
+    assert float(sae.penalty_weight) == pytest.approx(0.01 * 2 ** 0.5)
+    assert "penalty_weight" in sae.state_dict()
+    ReLUSAE(d=4, m=8, l1=0.01).after_step_([codes])                       # no target: nothing to adapt
+    # a planted 32 x 128 dictionary, 4 atoms per sample: the weight climbs from 1e-3 until L0 is 4
+    rng = np.random.default_rng(0)
+    atoms = rng.normal(size=(128, 32))
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+    support = np.argsort(rng.random((8000, 128)), axis=1)[:, :4]
+    x = np.einsum("nk,nkd->nd", rng.uniform(0.5, 1.5, size=(8000, 4)), atoms[support]).astype(np.float32)
+    with StoreWriter(tmp_path / "data", 32) as w:
+        w.add(np.arange(8000), x, x)
+    spec = SAESpec(architecture="relu", latents=128, params={"l1": 1e-3, "target_l0": 4.0, "l0_rate": 0.02})
+    model = train_paired_sae(spec, EmbeddingStore(tmp_path / "data"), TrainConfig(batch_size=100, epochs=5, lr=3e-3,
+                             log_every=40), tmp_path / "run", progress=False)
+    import pandas as pd
+
+    assert pd.read_csv(tmp_path / "run" / "log.csv")["l0_image"].iloc[-3:].mean() == pytest.approx(4.0, rel=0.2)
+    assert float(model.side("image").penalty_weight) > 0.1                  # raised from 1e-3 to get there
+
+
 def test_lr_schedule():
     cfg = TrainConfig(warmup_fraction=0.1, schedule="cosine")
     assert cfg.lr_factor(0, 100) == pytest.approx(0.1)
@@ -100,7 +171,11 @@ def test_lr_schedule():
     (dict(architecture="relu", latents=512, arrangement="specific", params={"l1": 0.01},
           aux={"group_sparse": {"weight": 0.05, "mask_p": 0.2}}),
      dict(batch_size=64, epochs=15, auxk_coeff=1 / 32, auxk_k=16, dead_after=640)),
-], ids=["topk", "relu-group-sparse-auxk"])
+    # the target-L0 controller's weight (a buffer) and the one-cycle schedule's state
+    (dict(architecture="jumprelu", latents=256, arrangement="specific", params={"l0": 1e-3, "target_l0": 8.0}),
+     dict(batch_size=64, epochs=15, schedule="onecycle", grad_clip=1.0, grad_clip_scope="model",
+          weight_decay=1e-3, weight_decay_biases=False)),
+], ids=["topk", "relu-group-sparse-auxk", "jumprelu-target-l0-onecycle"])
 def test_killed_run_resumes_to_identical_weights(tmp_path, spec, cfg):
     store = _store(tmp_path / "data", n=4000, d=32)
     cfg = dict(cfg, checkpoint_every=20, log_every=10)

@@ -368,14 +368,18 @@ def cmd_report_het_fig2(a: argparse.Namespace) -> None:
 
     histograms = {}
     for panel, folder in a.run:
-        model, alignment = load_paired_sae(folder), Alignment.load(Path(folder) / "alignment.npz")
-        atoms = {side: model.side(side).W_dec.detach().float().numpy() for side in ("image", "text")}
-        counts = direction_histogram(atoms["image"], atoms["text"][alignment.perm], alignment.matched_corr,
-                                     real.CORR_BINS, real.DISTANCE_BINS)
+        alignment = Alignment.load(Path(folder) / "alignment.npz")
+        if a.pairs == "all":
+            counts = alignment.pair_counts
+        else:
+            model = load_paired_sae(folder)
+            atoms = {side: model.side(side).W_dec.detach().float().numpy() for side in ("image", "text")}
+            counts = direction_histogram(atoms["image"], atoms["text"][alignment.perm], alignment.matched_corr)
         histograms[panel] = histograms.get(panel, np.zeros_like(counts)) + counts
+    pairs = "all live image-text latent pairs" if a.pairs == "all" else "Hungarian-matched latent pairs"
     real.write_table(real.directions_table(histograms), a.table, a.markdown,
-                     "HET Fig. 2: decoder cosine distance of aligned image/text latents by coactivation correlation")
-    real.plot_directions(histograms, a.pdf, a.png)
+                     f"HET Fig. 2: decoder cosine distance of {pairs}, by coactivation correlation")
+    real.plot_directions(histograms, a.pdf, a.png, pairs)
 
 
 def cmd_report_het_fig6(a: argparse.Namespace) -> None:
@@ -584,6 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report-het-fig2", help="HET Fig. 2 from aligned modality-specific pairs")
     s.add_argument("--run", required=True, nargs=2, action="append", metavar=("PANEL", "FOLDER"),
                    help="a trained pair with alignment.npz; runs of one panel (e.g. seeds) are pooled")
+    s.add_argument("--pairs", choices=("all", "matched"), default="all",
+                   help="all live latent pairs (HET App. E.1) or only the Hungarian-matched ones (the authors' code)")
     _report_outputs(s)
     s.set_defaults(func=cmd_report_het_fig2)
     for name, help, func in (("report-het-fig7", "HET Fig. 7 from eval-steering metrics", cmd_report_het_fig7),

@@ -19,6 +19,7 @@ from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from ..atomic import atomic_path
+from ..metrics.heterogeneity import pair_histogram
 from ..sae import PairedSAE
 from ..store import EmbeddingStore
 
@@ -60,11 +61,11 @@ class CoactivationStats:
     def live_text(self) -> np.ndarray:
         return self.sumsq_text > 0
 
-    def correlation(self) -> np.ndarray:
-        """Pearson ``C`` (eq. 5); entries of zero-variance latents are 0."""
-        n = self.n
-        cov = self.cross / n - np.outer(self.sum_image / n, self.sum_text / n)
-        std_i = np.sqrt(np.maximum(self.sumsq_image / n - (self.sum_image / n) ** 2, 0.0))
+    def correlation(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Pearson ``C`` (eq. 5), or only its ``rows`` (image latents); entries of zero-variance latents are 0."""
+        n, rows = self.n, slice(None) if rows is None else rows
+        cov = self.cross[rows] / n - np.outer(self.sum_image[rows] / n, self.sum_text / n)
+        std_i = np.sqrt(np.maximum(self.sumsq_image[rows] / n - (self.sum_image[rows] / n) ** 2, 0.0))
         std_t = np.sqrt(np.maximum(self.sumsq_text / n - (self.sum_text / n) ** 2, 0.0))
         denom = np.outer(std_i, std_t)
         return np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 0)
@@ -105,13 +106,17 @@ def hungarian_permutation(corr: np.ndarray, live_image: np.ndarray, live_text: n
 
 @dataclass
 class Alignment:
-    """A saved permutation with the correlation of each matched pair (NaN where unmatched)."""
+    """A saved permutation with the correlation of each matched pair (NaN where unmatched), and, for a
+    modality-specific pair, HET Fig. 2's histogram of every live image-text latent pair (``pair_counts``:
+    correlation bins x decoder cosine-distance bins of :mod:`vlsae.metrics.heterogeneity`; empty for a
+    shared SAE)."""
 
     perm: np.ndarray
     matched: np.ndarray
     matched_corr: np.ndarray
     live_image: np.ndarray
     live_text: np.ndarray
+    pair_counts: np.ndarray
 
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
@@ -120,13 +125,18 @@ class Alignment:
     @classmethod
     def load(cls, path: str | Path) -> "Alignment":
         with np.load(path) as f:
-            return cls(**{k: f[k] for k in ("perm", "matched", "matched_corr", "live_image", "live_text")})
+            return cls(**{k: f[k] for k in ("perm", "matched", "matched_corr", "live_image", "live_text", "pair_counts")})
 
 
 def align_paired_sae(model: PairedSAE, train_store: EmbeddingStore, batch_size: int = 4096, progress: bool = True) -> Alignment:
-    """Compute the one permutation of a modality-specific pair on its training data."""
+    """Compute the one permutation of a modality-specific pair on its training data (and, for such a
+    pair, the Fig. 2 histogram of all its live latent pairs, from the same correlation)."""
     stats = coactivation_stats(model, train_store, batch_size, progress)
     corr = stats.correlation()
     perm, matched = hungarian_permutation(corr, stats.live_image, stats.live_text)
     matched_corr = np.where(matched, corr[np.arange(len(perm)), perm], np.nan)
-    return Alignment(perm, matched, matched_corr, stats.live_image, stats.live_text)
+    pair_counts = np.zeros((0, 0))
+    if model.spec.arrangement == "specific":
+        atoms = [model.side(side).W_dec.detach().float().cpu().numpy() for side in ("image", "text")]
+        pair_counts = pair_histogram(stats.correlation, stats.live_image, stats.live_text, *atoms)
+    return Alignment(perm, matched, matched_corr, stats.live_image, stats.live_text, pair_counts)

@@ -3,8 +3,10 @@
 * :func:`retrieval_recall`: image-to-text and text-to-image R@k over a caption set where one
   image has several captions (the COCO Karpathy protocol), ranking by cosine. HET applies it to
   latent codes; on embeddings it gives the encoder's own retrieval.
-* :func:`direction_histogram`: cosine distances between the decoder columns of aligned image and
-  text latents, binned by their coactivation correlation (Fig. 2).
+* :func:`pair_histogram`: cosine distances between the decoder columns of *every* live image latent
+  and *every* live text latent, binned by their coactivation correlation (Fig. 2, App. E.1: "all m^2
+  index pairs", dead latents excluded); :func:`direction_histogram` does the same over the
+  Hungarian-matched pairs only (the authors' code).
 * :func:`self_match_rate`: the real-data collapse rate of a shared SAE, the share of live latents
   that the Hungarian alignment of its image codes to its text codes matches to themselves (F.2).
 """
@@ -61,14 +63,43 @@ def retrieval_recall(image: np.ndarray, text: np.ndarray, image_ids: np.ndarray,
     return out
 
 
+CORR_BINS = np.array([-1.0, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0])   # Fig. 2's correlation groups
+DISTANCE_BINS = np.linspace(0.0, 2.0, 41)                      # cosine distance 1 - cos in [0, 2]
+
+
 def direction_histogram(atoms_image: np.ndarray, atoms_text: np.ndarray, correlation: np.ndarray,
-                        corr_bins: np.ndarray, distance_bins: np.ndarray) -> np.ndarray:
-    """Fig. 2: counts of ``1 - cos(V_i, W_i)`` over aligned latent pairs ``i`` (rows of the two
-    ``K x d`` dictionaries, text already permuted), in a ``len(corr_bins)-1 x len(distance_bins)-1``
-    grid of correlation bins by distance bins. Pairs with NaN correlation (unmatched) are skipped."""
+                        corr_bins: np.ndarray = CORR_BINS, distance_bins: np.ndarray = DISTANCE_BINS) -> np.ndarray:
+    """Counts of ``1 - cos(V_i, W_i)`` over aligned latent pairs ``i`` (rows of the two ``K x d``
+    dictionaries, text already permuted), in a ``len(corr_bins)-1 x len(distance_bins)-1`` grid of
+    correlation bins by distance bins. Pairs with NaN correlation (unmatched) are skipped."""
     distance = 1.0 - (_unit_rows(atoms_image) * _unit_rows(atoms_text)).sum(1)
     keep = ~np.isnan(correlation)
-    counts, _, _ = np.histogram2d(correlation[keep], distance[keep], bins=(corr_bins, distance_bins))
+    return _binned(correlation[keep], distance[keep], corr_bins, distance_bins)
+
+
+def _binned(correlation: np.ndarray, distance: np.ndarray, corr_bins: np.ndarray, distance_bins: np.ndarray) -> np.ndarray:
+    """2-D counts; rounding can put a correlation a hair above 1 or a distance below 0, so both are
+    clipped to their ranges ([-1, 1], [0, 2]) first and every pair is counted."""
+    return np.histogram2d(np.clip(correlation, -1.0, 1.0), np.clip(distance, 0.0, 2.0),
+                          bins=(corr_bins, distance_bins))[0]
+
+
+def pair_histogram(correlation_rows, live_image: np.ndarray, live_text: np.ndarray, atoms_image: np.ndarray,
+                   atoms_text: np.ndarray, corr_bins: np.ndarray = CORR_BINS, distance_bins: np.ndarray = DISTANCE_BINS,
+                   block: int = 512) -> np.ndarray:
+    """HET Fig. 2 (App. E.1): counts of ``1 - cos(V_i, W_j)`` over all pairs of a live image latent ``i``
+    and a live text latent ``j``, binned by their coactivation correlation ``C_ij``.
+
+    ``correlation_rows(rows)`` returns the rows of ``C`` for those image latents; ``block`` image latents
+    are binned at a time, so memory is ``O(block x m)`` whatever ``m``: the ``m^2`` pairs are never held.
+    """
+    rows, cols = np.flatnonzero(live_image), np.flatnonzero(live_text)
+    image, text = _unit_rows(atoms_image[rows]), _unit_rows(atoms_text[cols])
+    counts = np.zeros((len(corr_bins) - 1, len(distance_bins) - 1))
+    for start in range(0, len(rows), block):
+        corr = correlation_rows(rows[start:start + block])[:, cols]
+        distance = 1.0 - image[start:start + block] @ text.T
+        counts += _binned(corr.ravel(), distance.ravel(), corr_bins, distance_bins)
     return counts
 
 

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..atomic import write_frame, write_text  # noqa: E402
+from ..metrics.heterogeneity import CORR_BINS, DISTANCE_BINS  # noqa: E402
 from . import save_figure  # noqa: E402
 
 TABLE3_ROWS = {
@@ -79,11 +80,7 @@ def write_table(table: pd.DataFrame, csv_path: str, md_path: str, heading: str, 
     write_text(md_path, f"# {heading}\n\n{note}\n\n" + table.to_markdown(index=False, floatfmt=".4g") + "\n")
 
 
-CORR_BINS = np.array([-1.0, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
-DISTANCE_BINS = np.linspace(0.0, 2.0, 41)
-
-
-def plot_directions(histograms: dict[str, np.ndarray], pdf_path: str, png_path: str) -> None:
+def plot_directions(histograms: dict[str, np.ndarray], pdf_path: str, png_path: str, pairs: str) -> None:
     """HET Fig. 2: per model, the distribution of image-text decoder cosine distance per correlation bin."""
     fig, axes = plt.subplots(1, len(histograms), figsize=(5 * len(histograms), 3.4), constrained_layout=True, squeeze=False)
     centres = (DISTANCE_BINS[1:] + DISTANCE_BINS[:-1]) / 2
@@ -93,7 +90,7 @@ def plot_directions(histograms: dict[str, np.ndarray], pdf_path: str, png_path: 
             if row.sum():
                 ax.plot(centres, row / row.sum(), color=colour, label=f"corr in [{lo:g}, {hi:g})")
         ax.set_title(title)
-        ax.set_xlabel("cosine distance of decoder columns (image vs aligned text)")
+        ax.set_xlabel(f"cosine distance of decoder columns ({pairs})", fontsize=8)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("share of latent pairs")
     axes[0, 0].legend(fontsize=7)

@@ -83,6 +83,9 @@ class SparseAutoencoder(nn.Module):
         code = self.encode(x, keep)
         return self.decode(code), code
 
+    def after_step_(self, codes: list[Code]) -> None:
+        """Adapt state to this step's codes (of every modality this SAE encodes); nothing by default."""
+
     @torch.no_grad()
     def normalize_decoder_(self) -> None:
         """Project every atom back onto the unit sphere."""
@@ -119,6 +122,29 @@ class EncoderSAE(SparseAutoencoder):
     def aux_scores(self, x: torch.Tensor, residual: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """The dead latents' own pre-activations (Gao et al.'s AuxK)."""
         return F.linear(x - self.b_dec, self.W_enc[latents], self.b_enc[latents])
+
+
+class TargetL0:
+    """A sparsity penalty whose weight adapts to reach a target L0 (ISO Tables 3-4 compare at L0 20 and 50).
+
+    The weight lives in the buffer ``penalty_weight`` (saved with the model and its checkpoints). With
+    ``target_l0`` set, after every step it is multiplied by ``(L0 / target_l0) ^ rate``, ``L0`` the mean
+    active latents per sample of the step's codes: the log-ratio controller of the ISO authors' code
+    (rate 0.001 there). Without ``target_l0`` the weight stays at its initial value.
+    """
+
+    def init_target_l0(self, weight: float, target_l0: float | None, rate: float) -> None:
+        if weight < 0 or (target_l0 is not None and target_l0 <= 0) or rate <= 0:
+            raise ValueError(f"need a penalty weight >= 0, target_l0 > 0, l0_rate > 0; got {weight}, {target_l0}, {rate}")
+        self.register_buffer("penalty_weight", torch.tensor(float(weight)))
+        self.target_l0, self.l0_rate = target_l0, rate
+
+    @torch.no_grad()
+    def after_step_(self, codes: list[Code]) -> None:
+        if self.target_l0 is None:
+            return
+        l0 = float(sum(c.l0() for c in codes)) / len(codes)
+        self.penalty_weight.mul_((max(l0, 1e-12) / self.target_l0) ** self.l0_rate).clamp_(min=1e-12)
 
 
 def padded_code(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, batch: int, m: int) -> Code:

@@ -8,7 +8,9 @@ pseudo-derivatives with a rectangle kernel ``K(u) = 1{|u| < 1/2}`` of bandwidth 
 
 and the loss gains ``l0 * sum_j H(pre_j - theta_j)`` (an L0 penalty, trained through the same
 estimator). ``l0`` has no default (its scale depends on the embeddings' norm); the threshold
-starts at ``threshold`` and the defaults suit l2-normalised embeddings.
+starts at ``threshold`` and the defaults suit l2-normalised embeddings. With ``target_l0`` the L0
+weight adapts during training until L0 reaches the target (:class:`~vlsae.sae.base.TargetL0`; the ISO
+authors' code raises the thresholds directly instead).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Code, EncoderSAE
+from .base import Code, EncoderSAE, TargetL0
 
 
 def _kernel(pre: torch.Tensor, theta: torch.Tensor, eps: float) -> torch.Tensor:
@@ -52,17 +54,18 @@ class _Step(torch.autograd.Function):
         return None, -(_kernel(pre, theta, ctx.eps) * grad).sum(0), None
 
 
-class JumpReLUSAE(EncoderSAE):
+class JumpReLUSAE(TargetL0, EncoderSAE):
     def __init__(self, d: int, m: int, l0: float, threshold: float = 0.1, bandwidth: float = 0.05,
-                 unit_norm_decoder: bool = True):
+                 unit_norm_decoder: bool = True, target_l0: float | None = None, l0_rate: float = 0.001):
         super().__init__(d, m, unit_norm_decoder)
-        if l0 < 0 or threshold <= 0 or bandwidth <= 0:
-            raise ValueError(f"need l0 >= 0, threshold > 0, bandwidth > 0; got {l0}, {threshold}, {bandwidth}")
-        self.l0, self.bandwidth = l0, bandwidth
+        if threshold <= 0 or bandwidth <= 0:
+            raise ValueError(f"need threshold > 0, bandwidth > 0; got {threshold}, {bandwidth}")
+        self.init_target_l0(l0, target_l0, l0_rate)
+        self.bandwidth = bandwidth
         self.log_threshold = nn.Parameter(torch.full((m,), math.log(threshold)))
 
     def activate(self, pre: torch.Tensor) -> Code:
         theta = self.log_threshold.exp()
         z = _JumpReLU.apply(pre, theta, self.bandwidth)
-        penalty = self.l0 * _Step.apply(pre, theta, self.bandwidth).sum(-1).mean()
+        penalty = self.penalty_weight * _Step.apply(pre, theta, self.bandwidth).sum(-1).mean()
         return Code(z, None, self.m, penalty)

@@ -2,13 +2,19 @@
 
 Objective on a paired batch ``(x, y)`` (HET eq. 4, summed over modalities)::
 
-    L = E||x - x_hat||^2 + E||y - y_hat||^2 + sparsity penalty (ReLU: L1, JumpReLU: L0)
+    L = R(x, x_hat) + R(y, y_hat) + sparsity penalty (ReLU: L1, JumpReLU: L0)
         + sum_a w_a * aux_a(z_img, z_txt)                (Iso-Energy, group-sparse: losses.py)
         + auxk_coeff * AuxK                              (optional, dead latents)
 
-Protocol (HET E.2/E.4): AdamW, linear warmup then constant or cosine decay to 0, grad-norm
-clipping per SAE, unit-norm decoder atoms (gradient parallel to the atoms removed, atoms
-renormalised after each step), ``epochs`` passes or a fixed number of ``steps``.
+with ``R`` one of :data:`RECONSTRUCTIONS` (:func:`reconstruction_loss`): ``mse`` is HET eq. 4's
+``E||x - x_hat||^2``; ``fvu`` and ``element_mean`` are the HET and ISO authors' codes.
+
+Protocol (HET E.2/E.4): AdamW, linear warmup then constant or cosine decay to 0 (or PyTorch's
+one-cycle schedule, the ISO authors' code), grad-norm clipping per SAE or over the whole model,
+unit-norm decoder atoms (gradient parallel to the atoms removed, atoms renormalised after each
+step), ``epochs`` passes or a fixed number of ``steps``. After every step each SAE may adapt its own
+state to the batch's codes (:meth:`~vlsae.sae.base.SparseAutoencoder.after_step_`: the target-L0
+controller of ReLU and JumpReLU).
 
 Dead latents (optional, ``auxk_coeff > 0``): a latent that has not fired for ``dead_after``
 training pairs is dead; AuxK (Gao et al. 2024) then asks the ``auxk_k`` dead latents that score
@@ -45,6 +51,9 @@ from .paired import PairedSAE, SAESpec
 
 CHECKPOINT, LOG = "checkpoint.pt", "log.csv"
 SIDES = ("image", "text")
+SCHEDULES = ("constant", "cosine", "onecycle")
+RECONSTRUCTIONS = ("mse", "fvu", "element_mean")
+CLIP_SCOPES = ("sae", "model")
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,9 @@ class TrainConfig:
     warmup_fraction: float = 0.0
     schedule: str = "constant"
     grad_clip: float | None = None
+    grad_clip_scope: str = "sae"
+    weight_decay_biases: bool = True
+    reconstruction: str = "mse"
     auxk_coeff: float = 0.0
     auxk_k: int = 512
     dead_after: int = 1_000_000
@@ -68,8 +80,9 @@ class TrainConfig:
     checkpoint_every: int = 500
 
     def __post_init__(self):
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        for key, allowed in (("schedule", SCHEDULES), ("reconstruction", RECONSTRUCTIONS), ("grad_clip_scope", CLIP_SCOPES)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"training.{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1 or null, got {self.steps}")
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -82,6 +95,14 @@ class TrainConfig:
         """``steps`` when set (cycling through epochs), else ``epochs`` full passes."""
         return self.steps if self.steps is not None else self.epochs * steps_per_epoch
 
+    def scheduler(self, opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+        """``onecycle``: PyTorch's ``OneCycleLR`` with its defaults (30% cosine warm-up from lr/25, then
+        down to lr/25e4, with AdamW's beta1 cycled between 0.95 and 0.85), as the ISO authors' code
+        uses it; otherwise :meth:`lr_factor`."""
+        if self.schedule == "onecycle":
+            return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total)
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: self.lr_factor(s, total))
+
     def lr_factor(self, step: int, total: int) -> float:
         """Multiplier of ``lr`` at ``step``: linear warmup, then constant or cosine to 0."""
         warmup = int(self.warmup_fraction * total)
@@ -93,9 +114,23 @@ class TrainConfig:
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-    """``E ||x - x_hat||_2^2`` over the batch (HET eq. 4)."""
-    return (x - x_hat).pow(2).sum(-1).mean()
+def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """One modality's reconstruction term over a batch of ``B x d`` inputs.
+
+    * ``mse``: ``E ||x - x_hat||^2`` (HET eq. 4);
+    * ``fvu``: ``sum ||x - x_hat||^2 / sum ||x - mean_batch(x)||^2``, the fraction of the batch's variance
+      left unexplained (the HET authors' code);
+    * ``element_mean``: ``E ||x - x_hat||^2 / (2 d)``; the image and text terms then add up to the mean
+      squared error per element of the concatenated batch ``[x; y]`` (the ISO authors' code).
+    """
+    sse = (x - x_hat).pow(2).sum(-1)
+    if kind == "mse":
+        return sse.mean()
+    if kind == "fvu":
+        return sse.sum() / (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
+    if kind == "element_mean":
+        return sse.mean() / (2 * x.shape[-1])
+    raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {kind!r}")
 
 
 def auxk_loss(sae: SparseAutoencoder, x: torch.Tensor, x_hat: torch.Tensor, dead: torch.Tensor, k: int) -> torch.Tensor:
@@ -115,9 +150,9 @@ class _Run:
         self.spec, self.out_dir, self.cfg, self.total = spec, Path(out_dir), cfg, total
         torch.manual_seed(seed)
         self.model = PairedSAE(spec, d).to(dev).train()
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+        self.opt = torch.optim.AdamW(_param_groups(self.model, cfg), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                      weight_decay=cfg.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: cfg.lr_factor(s, total))
+        self.sched = cfg.scheduler(self.opt, total)
         self.aux = build_aux_losses(spec.aux)
         self.drop_p = 1.0 - math.prod(1.0 - loss.mask_p for loss in self.aux.values())
         self.rng = torch.Generator(device=dev).manual_seed(seed)
@@ -141,7 +176,7 @@ class _Run:
             keep = (torch.rand(shape, generator=self.rng, device=inputs["image"].device) >= self.drop_p).float()
         with autocast:
             outs = {s: model.side(s)(inputs[s], keep) for s in SIDES}
-            terms = {f"rec_{s}": reconstruction_loss(inputs[s], outs[s][0].float()) for s in SIDES}
+            terms = {f"rec_{s}": reconstruction_loss(inputs[s], outs[s][0].float(), cfg.reconstruction) for s in SIDES}
             for s in SIDES:
                 if outs[s][1].penalty is not None:
                     terms[f"sparsity_{s}"] = outs[s][1].penalty
@@ -158,14 +193,17 @@ class _Run:
         loss.backward()
         for sae in model.components():
             sae.remove_parallel_grad_()
-            if cfg.grad_clip is not None:
+            if cfg.grad_clip is not None and cfg.grad_clip_scope == "sae":
                 torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
+        if cfg.grad_clip is not None and cfg.grad_clip_scope == "model":
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         self.opt.step()
         self.sched.step()
-        for sae in model.components():
-            sae.normalize_decoder_()
-        self.step += 1
         codes = {s: outs[s][1] for s in SIDES}
+        for name, sae in model.saes.items():
+            sae.normalize_decoder_()
+            sae.after_step_([codes[s] for s in SIDES if model.component_of(s) == name])
+        self.step += 1
         self._tick_idle(codes, inputs["image"].shape[0])
         self.window.update(codes, loss, terms)
         if self.step % cfg.log_every == 0 or self.step == self.total:
@@ -188,6 +226,17 @@ class _Run:
         self.model.save(self.out_dir, {"training": asdict(self.cfg), **extra})
         write_frame(self.out_dir / LOG, pd.DataFrame(self.rows))
         return self.model
+
+
+def _param_groups(model: PairedSAE, cfg: TrainConfig) -> list[dict]:
+    """One group, or (``weight_decay_biases: false``, as Hugging Face's Trainer does) the biases
+    ``b_enc``, ``b_dec`` in a second group without weight decay."""
+    params = list(model.named_parameters())
+    if cfg.weight_decay_biases:
+        return [{"params": [p for _, p in params]}]
+    is_bias = [name.rsplit(".", 1)[-1].startswith("b_") for name, _ in params]
+    return [{"params": [p for (_, p), b in zip(params, is_bias) if not b]},
+            {"params": [p for (_, p), b in zip(params, is_bias) if b], "weight_decay": 0.0}]
 
 
 def train_paired_saes(
