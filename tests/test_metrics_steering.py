@@ -39,11 +39,20 @@ def test_average_precision_and_reciprocal_rank_by_hand():
     assert ap[0] == 0 and rr[0] == 0
 
 
-def test_steering_towards_the_concept_retrieves_it_first():
+def test_steering_scores_by_hand():
     images = np.eye(4)
     relevant = np.array([False, False, True, False])
-    assert steering.steer(images, np.array([0, 1]), np.eye(4)[2], 10.0, relevant) == pytest.approx((1.0, 1.0))
+    t_c = steering.concept_direction(np.array([[0, 0, 1.0, 0], [0, 0, 3.0, 0], [1.0, 0, 0, 0]]), np.array([True, True, False]))
+    assert t_c == pytest.approx([0, 0, 1, 0])
+    sources = np.array([0, 1])
+    # a strong push towards e2: x' ~ e2, cosine to t_c rises from 0 to ~1, the concept image ranks first
+    out = steering.steering_scores(images[sources] + 100 * images[2], images[sources], images, sources, relevant, t_c)
+    assert out["delta_cos"] == pytest.approx(1.0, abs=1e-3) and (out["map"], out["mrr"]) == pytest.approx((1.0, 1.0))
+    assert out["preserve"] == pytest.approx(0.01, abs=1e-3)
+    # x' = (e0 + e2) / sqrt 2: delta_cos = 1/sqrt 2, preserve = 1/sqrt 2
+    out = steering.steering_scores(images[[0]] + images[2], images[[0]], images, np.array([0]), relevant, t_c)
+    assert (out["delta_cos"], out["preserve"]) == pytest.approx((2 ** -0.5, 2 ** -0.5))
     # steering towards a wrong direction: the source is left out, image 3 ranks first, then 1 and 2
     # tie at 0 and keep their order, so the concept image is third: AP = RR = 1/3
-    ap, rr = steering.steer(images, np.array([0]), np.eye(4)[3], 10.0, relevant)
-    assert (ap, rr) == pytest.approx((1 / 3, 1 / 3))
+    out = steering.steering_scores(images[[0]] + 10 * images[3], images[[0]], images, np.array([0]), relevant, t_c)
+    assert (out["map"], out["mrr"]) == pytest.approx((1 / 3, 1 / 3)) and out["delta_cos"] == pytest.approx(0.0)

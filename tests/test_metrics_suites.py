@@ -70,19 +70,31 @@ def test_vector_arithmetic_on_planted_triplets(imagenet, tmp_path):
 
 def test_steering_with_planted_concepts(tmp_path):
     """Four images, one basis direction each, captions equal to their image; concept 'cat' is
-    image 2 and its captions. The cat latent is 2, its atom is e2: steering retrieves image 2 first."""
+    image 2 and its captions. The cat latent is 2 and its atom e2; its code spread over the four test
+    images is std(0, 0, 1, 0) = sqrt(3)/4. Steering a source adds alpha x that to latent 2 and decodes."""
     emb = np.eye(4)[[0, 1, 2, 3, 2]]
     store = _store(tmp_path, {"image": (emb, ["10", "11", "12", "13", "12"]), "text": (emb, ["0", "1", "2", "3", "4"])})
     captions = {"0": "a dog", "1": "a car", "2": "a cat", "3": "a tree", "4": "two cats"}
     concepts = ConceptSet(store, ["cat", "dog"], {"12": {"cat"}, "10": {"dog"}}, captions, EvalOptions())
     assert concepts.images.shape == (4, 4) and concepts.has.sum(0).tolist() == [1, 1]
-    rows = evaluate_steering(SAERun(identity_sae(), CPU), None, concepts, EvalOptions(steering_strength=10.0), seed=0)
-    assert _by(rows, "concept") == pytest.approx({("cat", "map"): 1.0, ("cat", "mrr"): 1.0,
-                                                  ("dog", "map"): 1.0, ("dog", "mrr"): 1.0})
-    # aligned the wrong way round (image latent i <- text latent perm[i]), the cat vector becomes e3
-    rows = evaluate_steering(SAERun(identity_sae(), CPU), np.array([0, 1, 3, 2]), concepts,
-                             EvalOptions(steering_strength=10.0), seed=0)
-    assert _by(rows, "concept")["cat", "mrr"] < 1.0
+    opts = EvalOptions(steering_alphas=(0.0, 100.0))
+    by = {(r["concept"], r["alpha"], r["metric"]): r["value"] for r in
+          evaluate_steering(SAERun(identity_sae(), CPU), None, concepts, opts, seed=0)}
+    # alpha 0 leaves the sources as they are: no gain, the concept image ties with the others
+    assert by["cat", 0.0, "delta_cos"] == 0.0 and by["cat", 0.0, "preserve"] == pytest.approx(1.0)
+    # alpha 100: the sources point to e2 almost entirely (100 sqrt(3)/4 = 43 against 1)
+    assert by["cat", 100.0, "map"] == 1.0 and by["cat", 100.0, "mrr"] == 1.0 and by["dog", 100.0, "map"] == 1.0
+    shift = 100 * np.sqrt(3) / 4
+    assert by["cat", 100.0, "delta_cos"] == pytest.approx(shift / np.hypot(1, shift), rel=1e-5)
+    # aligned the wrong way round (image latent i <- text latent perm[i]), the cat latent becomes 3
+    rows = evaluate_steering(SAERun(identity_sae(), CPU), np.array([0, 1, 3, 2]), concepts, opts, seed=0)
+    assert {(r["concept"], r["alpha"], r["metric"]): r["value"] for r in rows}["cat", 100.0, "mrr"] < 1.0
+    # the unit-atom reading: x + alpha d with d = e2
+    rows = evaluate_steering(SAERun(identity_sae(), CPU), None, concepts, EvalOptions(steering="atom", steering_alphas=(1.0,)), seed=0)
+    by = {(r["concept"], r["metric"]): r["value"] for r in rows}
+    assert by["cat", "delta_cos"] == pytest.approx(2 ** -0.5) and by["cat", "preserve"] == pytest.approx(2 ** -0.5)
+    with pytest.raises(ValueError, match="steering"):
+        evaluate_steering(SAERun(identity_sae(), CPU), None, concepts, EvalOptions(steering="typo"), seed=0)
 
 
 def test_monosemanticity_of_a_one_concept_per_latent_store(imagenet, tmp_path):

@@ -77,5 +77,25 @@ def test_monosemanticity_curves_average_sorted_seeds_up_to_the_shortest():
     tidy = pd.DataFrame([{**keys, "seed": seed, "latent": i, "value": v} for seed, vs in values.items() for i, v in enumerate(vs)])
     curves = sorted_scores(tidy)
     assert curves["ms"].tolist() == pytest.approx([(0.9 + 0.7) / 2, (0.5 + 0.1) / 2])   # seed 1 has two scored latents
-    table = monosemanticity_table(curves)
-    assert table["latents"].tolist() == [2] and table["mean_ms"].tolist() == pytest.approx([0.55])
+    table = monosemanticity_table(tidy, curves)
+    # mean MS of each seed's scored latents: 1.6 / 3 and 0.4; then mean and std over the two seeds
+    assert table["latents"].tolist() == [2] and table["mean_ms"].tolist() == pytest.approx([(1.6 / 3 + 0.4) / 2])
+    assert table["mean_ms_std"].tolist() == pytest.approx([np.std([1.6 / 3, 0.4], ddof=1)])
+
+
+def test_real_tables_report_mean_and_std_over_seeds():
+    from vlsae.report.real import arithmetic_table, markdown_cells, table3
+
+    keys = {"model": "m", "dataset": "d", "eval_dataset": "e", "sae": "s"}
+    rows = [{**keys, "seed": seed, "method": "Q", "metric": "recall", "value": v} for seed, v in ((0, 0.5), (1, 0.7))]
+    table = arithmetic_table(pd.DataFrame(rows))
+    assert table["recall"].tolist() == pytest.approx([0.6]) and table["recall_std"].tolist() == pytest.approx([2 ** 0.5 / 10])
+    assert markdown_cells(table)["recall"].tolist() == ["0.6 ± 0.1414"]
+    # sides are averaged within a seed before the spread is taken; the across-seed stability (seed -1) has none
+    sides = [{**keys, "seed": seed, "method": "", "component": side, "metric": "mse", "value": seed + (side == "text")}
+             for seed in (0, 1) for side in ("image", "text")]
+    stability = [{**keys, "seed": -1, "method": "", "component": "all", "metric": "stability", "value": 0.3}]
+    table = table3(pd.DataFrame(sides + stability)).set_index("metric")
+    assert (table.loc["mse", "s"], table.loc["mse", "s_std"]) == pytest.approx((1.0, 2 ** 0.5 / 2))
+    assert np.isnan(table.loc["stability", "s_std"])
+    assert markdown_cells(table.reset_index())["s"].tolist() == ["1 ± 0.7071", "0.3"]

@@ -325,8 +325,8 @@ def cmd_report_cosines(a: argparse.Namespace) -> None:
 
 REAL_TABLES = {  # --kind: (function of vlsae.report.real, its keyword arguments, heading)
     "iso_table6": ("table6", {}, "ISO Table 6: modality gap, recall and classification of the encoders"),
-    "iso_table3": ("table3", {}, "ISO Table 3: metrics of the SAE zoo (mean over seeds; per-side metrics averaged)"),
-    "het_table1": ("table1", {}, "HET Table 1: retrieval and zero-shot on latent codes, per method (mean over seeds)"),
+    "iso_table3": ("table3", {}, "ISO Table 3: metrics of the SAE zoo (mean ± std over seeds; per-side metrics averaged)"),
+    "het_table1": ("table1", {}, "HET Table 1: retrieval and zero-shot on latent codes, per method (mean ± std over seeds)"),
     "iso_tables9_11": ("gap_table", {"kind": "iso_tables9_11"},
                        "ISO Tables 9-11: removing the modality gap (recall@1 on caption sets, zero-shot on ImageNet)"),
     "iso_table12": ("gap_table", {"kind": "iso_table12"}, "ISO Table 12: baselines A-C against bimodal-only reconstruction"),
@@ -345,15 +345,17 @@ def cmd_report_het_fig7(a: argparse.Namespace) -> None:
     from .report import real
 
     table = real.steering_table(_read_tidy(a.metrics))
-    real.write_table(table, a.table, a.markdown, "HET Fig. 7: concept steering, mAP and MRR (mean over concepts and seeds)")
+    real.write_table(table, a.table, a.markdown, "HET Fig. 7: concept steering against its strength alpha "
+                     "(mean over concepts, then mean ± std over seeds)")
     real.plot_steering(table, a.pdf, a.png)
 
 
 def cmd_report_het_fig8(a: argparse.Namespace) -> None:
     from .report import real
 
-    curves = real.sorted_scores(_read_tidy(a.metrics))
-    real.write_table(real.monosemanticity_table(curves), a.table, a.markdown,
+    tidy = _read_tidy(a.metrics)
+    curves = real.sorted_scores(tidy)
+    real.write_table(real.monosemanticity_table(tidy, curves), a.table, a.markdown,
                      "HET Fig. 8: monosemanticity scores (latents: ranks scored in every seed; sorted, mean over seeds)")
     real.plot_monosemanticity(curves, a.pdf, a.png)
 

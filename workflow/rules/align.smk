@@ -26,7 +26,7 @@ rule align_synthetic:
 
 rule align_zoo:
     input:
-        trained=rules.train_zoo.output[0],
+        trained=zoo_trained,
         data=rules.embed.output[0],
     output:
         zoo_marker("{model}", "{dataset}", "{seed}", "aligned"),

@@ -28,6 +28,9 @@ MODELS = config["models"]
 DATASETS = config["datasets"]
 EMBED = config["embeddings"]
 REAL = config["real_saes"]
+# Training protocols of the zoo: `real_saes.training` is the one named `default`; a member may name another.
+PROTOCOLS = {"default": REAL["training"], **REAL["protocols"]}
+ZOO_PROTOCOL = {e["name"]: e.get("protocol", "default") for e in REAL["zoo"]}
 
 DOWNLOADS = config["downloads"]
 DOWNLOADED = "resources/downloads"
@@ -85,6 +88,7 @@ wildcard_constraints:
     sae_id=_one_of(SAE_SPECS),
     experiment=_one_of(ISO["experiments"]),
     eval_dataset=_one_of(DATASETS),
+    protocol=_one_of(PROTOCOLS),
 
 
 # Real embeddings: store paths, the toy resources they need, and the SAE pair trained on each.
@@ -101,6 +105,9 @@ if REAL["enabled"]:
             unknown = sorted(set(e.get(key, [])) - set(allowed))
             if unknown:
                 raise ValueError(f"config key real_saes.zoo[{e['name']}].{key}: {unknown} not among {sorted(allowed)}")
+        if ZOO_PROTOCOL[e["name"]] not in PROTOCOLS:
+            raise ValueError(f"config key real_saes.zoo[{e['name']}].protocol: {ZOO_PROTOCOL[e['name']]!r} not defined "
+                             f"(defined: {sorted(PROTOCOLS)})")
 
 
 def toy_model_folder(toy):
@@ -164,9 +171,16 @@ def train_args(specs, weights):
     return " ".join(f"--sae '{json.dumps(spec)}' --out {os.path.dirname(path)}" for spec, path in zip(specs, weights))
 
 
-def zoo_members(model, dataset, names=None):
-    """Zoo names trained on this (model, dataset), in zoo order, optionally only those in ``names``."""
-    return [n for n in ZOO if model in ZOO_WHERE[n][0] and dataset in ZOO_WHERE[n][1] and (names is None or n in names)]
+def zoo_members(model, dataset, names=None, protocol=None):
+    """Zoo names trained on this (model, dataset), in zoo order, optionally only those in ``names`` or
+    of one training ``protocol``."""
+    return [n for n in ZOO if model in ZOO_WHERE[n][0] and dataset in ZOO_WHERE[n][1] and (names is None or n in names)
+            and protocol in (None, ZOO_PROTOCOL[n])]
+
+
+def zoo_protocols(model, dataset):
+    """The training protocols of the members of one (model, dataset): one training pass each."""
+    return list(dict.fromkeys(ZOO_PROTOCOL[n] for n in zoo_members(model, dataset)))
 
 
 def zoo_pairs():
@@ -175,12 +189,19 @@ def zoo_pairs():
 
 
 def zoo_marker(model, dataset, seed, stage):
-    """Written once every member of one (model, dataset, seed) is ``trained`` or ``aligned``."""
+    """Written once every member of one (model, dataset, seed) is ``aligned``, or every member of one
+    training protocol is ``trained`` (stage ``{protocol}.trained``)."""
     return f"{RESULTS}/saes/{model}/{dataset}/zoo-seed{seed}.{stage}"
 
 
+def zoo_trained(wildcards):
+    """The training markers of every protocol of one (model, dataset, seed)."""
+    return [zoo_marker(wildcards.model, wildcards.dataset, wildcards.seed, f"{p}.trained")
+            for p in zoo_protocols(wildcards.model, wildcards.dataset)]
+
+
 def zoo_train_args(wildcards):
-    names = zoo_members(wildcards.model, wildcards.dataset)
+    names = zoo_members(wildcards.model, wildcards.dataset, protocol=wildcards.protocol)
     return train_args([ZOO_SAE[n] for n in names],
                       [f"{real_sae_folder(wildcards.model, wildcards.dataset, n, wildcards.seed)}/model.safetensors" for n in names])
 
@@ -196,6 +217,10 @@ MS_ENCODER = REAL["monosemanticity_encoder"]
 if REAL["enabled"] and BIMODAL_SAE is not None and (BIMODAL_SAE not in ZOO or ZOO[BIMODAL_SAE].arrangement != "shared"):
     raise ValueError(f"config key real_saes.bimodal_sae: {BIMODAL_SAE!r} is not a shared SAE of real_saes.zoo "
                      f"(shared: {[n for n, s in ZOO.items() if s.arrangement == 'shared']})")
+if REAL["enabled"] and REAL["fig2_saes"] is not None:
+    not_specific = sorted(set(REAL["fig2_saes"]) - {n for n, s in ZOO.items() if s.arrangement == "specific"})
+    if not_specific:
+        raise ValueError(f"config key real_saes.fig2_saes: {not_specific} are not modality-specific zoo members")
 if REAL["enabled"] and MS_ENCODER is not None and MS_ENCODER not in MODELS:
     raise ValueError(f"config key real_saes.monosemanticity_encoder: {MS_ENCODER!r} not defined (defined: {sorted(MODELS)})")
 
@@ -258,9 +283,10 @@ def real_fig11_stores():
 
 
 def _fig2_runs():
-    """(panel, alignment) of every modality-specific zoo pair: one panel per model and zoo name, seeds pooled."""
+    """(panel, alignment) of every modality-specific zoo pair of ``fig2_saes``: one panel per model and zoo
+    name, seeds pooled."""
     return [(f"{model}/{name}", real_sae_folder(model, dataset, name, seed), zoo_marker(model, dataset, seed, "aligned"))
-            for model, dataset in zoo_pairs() for name in zoo_members(model, dataset)
+            for model, dataset in zoo_pairs() for name in zoo_members(model, dataset, REAL["fig2_saes"])
             if ZOO[name].arrangement == "specific" for seed in REAL["seeds"]]
 
 

@@ -206,6 +206,7 @@ rule report_het_fig2:
         png=report(f"{RESULTS}/figures/het_fig2_directions.png", caption="../report/het_fig2.rst", category="Real data"),
     params:
         runs=fig2_run_args(),
+        pairs=REAL["fig2_pairs"],
     log:
         f"{RESULTS}/logs/report/het_fig2_directions.log",
     benchmark:
@@ -217,5 +218,5 @@ rule report_het_fig2:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-het-fig2 {params.runs} --table {output.table} --markdown {output.markdown}"
+        "vlsae report-het-fig2 {params.runs} --pairs {params.pairs} --table {output.table} --markdown {output.markdown}"
         " --pdf {output.pdf} --png {output.png} > {log} 2>&1"

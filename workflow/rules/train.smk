@@ -1,5 +1,5 @@
 # Several SAEs per pass over a store where they share data and seed: the HET SAEs of one (alpha,
-# seed), the ISO SAE and SAE-A of one experiment, the whole zoo of one real store.
+# seed), the ISO SAE and SAE-A of one experiment, the zoo members of one real store and protocol.
 
 
 rule train_het_references:
@@ -72,14 +72,14 @@ rule train_zoo:
     input:
         data=rules.embed.output[0],
     output:
-        zoo_marker("{model}", "{dataset}", "{seed}", "trained"),
+        zoo_marker("{model}", "{dataset}", "{seed}", "{protocol}.trained"),
     params:
         runs=zoo_train_args,
-        training=json.dumps(REAL["training"]),
+        training=lambda wildcards: json.dumps(PROTOCOLS[wildcards.protocol]),
     log:
-        f"{RESULTS}/logs/train/{{model}}-{{dataset}}/zoo-seed{{seed}}.log",
+        f"{RESULTS}/logs/train/{{model}}-{{dataset}}/zoo-{{protocol}}-seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{model}}-{{dataset}}/zoo-seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/train/{{model}}-{{dataset}}/zoo-{{protocol}}-seed{{seed}}.tsv"
     conda:
         "../../environment.yml"
     threads: 1

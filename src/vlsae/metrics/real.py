@@ -44,8 +44,12 @@ class EvalOptions:
     fda_denominator: str = "printed"
     ood_k: int = 10
     probe: str = "sign"
-    steering_strength: float = 1.0
+    steering: str = "latent"
+    steering_alphas: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
     steering_sources: int = 100
+
+    def __post_init__(self):
+        object.__setattr__(self, "steering_alphas", tuple(float(a) for a in self.steering_alphas))
 
     @classmethod
     def from_dict(cls, data: dict) -> "EvalOptions":

@@ -3,14 +3,21 @@
 For a concept (a COCO object category):
 
 1. its text latent ``t* = argmax_j mean(z_j | captions mentioning it) - mean(z_j | the others)``
-   (every other caption, rather than a random sample: the estimate is then deterministic);
-2. its image latent is the one aligned to ``t*`` (itself for a shared SAE or an unaligned pair);
-   the steering vector is that latent's image decoder column ``d``;
-3. each of ``n`` source images without the concept becomes ``x + s d`` (``s``: ``steering_strength``;
-   the paper does not state it, atoms are unit norm);
-4. all test images are ranked by cosine to the steered embedding (the source itself left out), a
-   hit is an image that contains the concept, and we report mean average precision and mean
-   reciprocal rank.
+   (every other caption, rather than the authors' equal-size random sample: the estimate is then
+   deterministic);
+2. its image latent ``i*`` is the one aligned to ``t*`` (itself for a shared SAE or an unaligned pair);
+3. each of ``n`` source images without the concept is steered, for every ``alpha`` of the sweep:
+
+   * ``latent`` (default; the HET authors' protocol): encode the image, add ``alpha * sigma`` to
+     latent ``i*`` of its code (``sigma``: that latent's standard deviation over the test images, "the
+     concept latent's spread") and decode, ``x' = z' D + b_dec``;
+   * ``atom``: ``x' = x + alpha d``, ``d`` the unit decoder column of ``i*`` (an earlier reading);
+
+4. scores, averaged over the sources: the change in cosine to the concept's mean caption embedding
+   ``t_c``, ``cos(x', t_c) - cos(x, t_c)`` (``delta_cos``); the cosine to the source itself
+   (``preserve``); and retrieval among all test images by cosine to ``x'`` (the source left out), a hit
+   being an image that contains the concept: mean average precision (``map``) and mean reciprocal
+   rank (``mrr``).
 """
 
 from __future__ import annotations
@@ -58,12 +65,22 @@ def ranking_scores(scores: np.ndarray, relevant: np.ndarray) -> tuple[np.ndarray
     return ap, rr
 
 
-def steer(images: np.ndarray, sources: np.ndarray, vector: np.ndarray, strength: float,
-          relevant: np.ndarray) -> tuple[float, float]:
-    """Steps 3-4 on unit ``images`` (``n x d``): mAP and MRR of the steered ``sources`` (row indices)."""
-    steered = images[sources] + strength * vector
-    steered /= np.linalg.norm(steered, axis=1, keepdims=True)
+STEERING_MODES = ("latent", "atom")
+
+
+def concept_direction(text: np.ndarray, mentioned: np.ndarray) -> np.ndarray:
+    """``t_c``: the unit mean embedding of the captions that mention the concept."""
+    mean = np.asarray(text)[mentioned].mean(0)
+    return mean / max(np.linalg.norm(mean), 1e-12)
+
+
+def steering_scores(steered: np.ndarray, base: np.ndarray, images: np.ndarray, sources: np.ndarray,
+                    relevant: np.ndarray, t_c: np.ndarray) -> dict[str, float]:
+    """Step 4 for steered embeddings ``steered`` of the unit ``base`` embeddings of ``sources`` (row
+    indices of the unit test ``images``): ``delta_cos``, ``preserve``, ``map`` and ``mrr``."""
+    steered = steered / np.maximum(np.linalg.norm(steered, axis=1, keepdims=True), 1e-12)
     scores = steered @ images.T
     scores[np.arange(len(sources)), sources] = np.nan
     ap, rr = ranking_scores(scores, relevant)
-    return float(ap.mean()), float(rr.mean())
+    return {"delta_cos": float((steered @ t_c - base @ t_c).mean()), "preserve": float((steered * base).sum(1).mean()),
+            "map": float(ap.mean()), "mrr": float(rr.mean())}

@@ -96,10 +96,18 @@ class ConceptSet:
 
 def evaluate_steering(run: SAERun, perm: np.ndarray | None, concepts: ConceptSet, opts: EvalOptions,
                       seed: int) -> list[dict]:
-    """HET Fig. 7: mAP and MRR per concept (``steering`` module). A concept is skipped unless some
-    captions mention it and some do not, and some test images have it and some do not."""
+    """HET Fig. 7 (``steering`` module): per concept and steering strength ``alpha`` of
+    ``steering_alphas``, ``delta_cos``, ``preserve``, mAP and MRR over ``steering_sources`` source images
+    without the concept (the same sources for every alpha). A concept is skipped unless some captions
+    mention it and some do not, and some test images have it and some do not."""
+    if opts.steering not in steering.STEERING_MODES:
+        raise ValueError(f"steering must be one of {steering.STEERING_MODES}, got {opts.steering!r}")
     text_codes = sparse_codes(run, "text", concepts.text, None, opts.batch_size)
     atoms, rng, rows = run.atoms("image"), np.random.default_rng(seed), []
+    image_codes = np.concatenate([run("image", concepts.images[s:s + opts.batch_size])[1]
+                                  for s in range(0, len(concepts.images), opts.batch_size)])
+    spread = image_codes.std(0)
+    sae = run.model.side("image")
     for c, name in enumerate(concepts.names):
         mentioned, relevant = concepts.mentioned[:, c], concepts.has[:, c]
         if mentioned.all() or not mentioned.any() or relevant.all() or not relevant.any():
@@ -107,10 +115,16 @@ def evaluate_steering(run: SAERun, perm: np.ndarray | None, concepts: ConceptSet
         latent = steering.image_latent(steering.concept_latent(text_codes, mentioned), perm)
         lacking = np.flatnonzero(~relevant)
         sources = rng.choice(lacking, size=min(opts.steering_sources, len(lacking)), replace=False)
-        average_precision, reciprocal_rank = steering.steer(concepts.images, sources, atoms[latent],
-                                                            opts.steering_strength, relevant)
-        rows += [{"concept": name, "metric": "map", "value": average_precision},
-                 {"concept": name, "metric": "mrr", "value": reciprocal_rank}]
+        t_c, base = steering.concept_direction(concepts.text, mentioned), concepts.images[sources]
+        for alpha in opts.steering_alphas:
+            if opts.steering == "atom":
+                steered = base + alpha * atoms[latent] / max(np.linalg.norm(atoms[latent]), 1e-12)
+            else:
+                z = image_codes[sources].copy()
+                z[:, latent] += alpha * spread[latent]
+                steered = z @ atoms + sae.b_dec.detach().float().cpu().numpy()
+            scores = steering.steering_scores(steered, base, concepts.images, sources, relevant, t_c)
+            rows += [{"concept": name, "alpha": float(alpha), "metric": k, "value": v} for k, v in scores.items()]
     return rows
 
 

@@ -2,7 +2,10 @@
 
 Inputs are the tidy rows of ``eval-encoder`` (``model, dataset, metric, value``) and ``eval-saes``
 (``model, dataset, eval_dataset, sae, seed, method, component, metric, value``; ``seed = -1`` marks
-the across-seed stability). Per-side rows (``component`` image / text) are averaged, then seeds.
+the across-seed stability). Per-side rows (``component`` image / text) are averaged within a seed;
+every SAE table then reports the mean and the standard deviation over seeds (csv: a ``{column}_std``
+beside each column; markdown: ``mean ± std``), as HET's tables do. Encoders are deterministic, so
+ISO Table 6 has no spread.
 """
 
 from __future__ import annotations
@@ -31,10 +34,28 @@ TABLE6_COLUMNS = ["gap_dim", "gap_wasserstein", "recall@1", "recall@5", "i2t_r@1
                   "linear_probe", "cosine_IT (aligned)", "cosine_IT"]
 
 
-def _seed_means(tidy: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Average sides, then seeds: one value per ``keys + [metric]``."""
+def _seed_stats(tidy: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Average sides within each seed, then ``mean``, ``std`` (NaN for one seed) and ``seeds`` over
+    seeds: one row per ``keys + [metric]``."""
     per_seed = tidy.groupby(keys + ["seed", "metric"], dropna=False)["value"].mean().reset_index()
-    return per_seed.groupby(keys + ["metric"], dropna=False)["value"].mean().reset_index()
+    return per_seed.groupby(keys + ["metric"], dropna=False)["value"].agg(mean="mean", std="std", seeds="count").reset_index()
+
+
+def _wide(stats: pd.DataFrame, index: list[str], columns: str) -> pd.DataFrame:
+    """``stats`` (of :func:`_seed_stats`) with one column per value of ``columns``, each followed by its
+    ``_std`` column."""
+    mean = stats.pivot_table(index=index, columns=columns, values="mean", dropna=False)
+    std = stats.pivot_table(index=index, columns=columns, values="std", dropna=False).reindex(columns=mean.columns)
+    wide = pd.concat({"mean": mean, "std": std}, axis=1)
+    wide.columns = [c if stat == "mean" else f"{c}_std" for stat, c in wide.columns]
+    wide = wide[[c for col in mean.columns for c in (col, f"{col}_std")]].reset_index()
+    wide.columns.name = None
+    return wide
+
+
+def _columns(wide: pd.DataFrame, names) -> list[str]:
+    """``names`` present in ``wide``, each with its ``_std`` column."""
+    return [c for n in names if n in wide for c in (n, f"{n}_std") if c in wide]
 
 
 def table6(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -45,39 +66,55 @@ def table6(tidy: pd.DataFrame) -> pd.DataFrame:
 
 
 def table3(tidy: pd.DataFrame) -> pd.DataFrame:
-    """ISO Table 3: for each (model, training set, evaluation set) one row per metric, one column per SAE."""
+    """ISO Table 3: for each (model, training set, evaluation set) one row per metric, one column per SAE
+    (mean over seeds, with its std)."""
     keys = ["model", "dataset", "eval_dataset"]
-    means = _seed_means(tidy[tidy["method"].fillna("") == ""], keys + ["sae"])
+    stats = _seed_stats(tidy[tidy["method"].fillna("") == ""], keys + ["sae"])
     order = list(dict.fromkeys(tidy["sae"]))
-    wide = means.pivot_table(index=keys + ["metric"], columns="sae", values="value").reset_index()
-    wide.columns.name = None
+    wide = _wide(stats, keys + ["metric"], "sae")
     rank = {m: i for i, m in enumerate(m for rows in TABLE3_ROWS.values() for m in rows)}
     group = {m: g for g, rows in TABLE3_ROWS.items() for m in rows}
     wide = wide[wide["metric"].isin(rank)].assign(group=lambda f: f["metric"].map(group))
     wide = wide.sort_values(keys + ["metric"], key=lambda c: c.map(rank) if c.name == "metric" else c)
-    return wide[keys + ["group", "metric", *[s for s in order if s in wide]]].reset_index(drop=True)
+    return wide[keys + ["group", "metric", *_columns(wide, order)]].reset_index(drop=True)
 
 
 def table1(tidy: pd.DataFrame) -> pd.DataFrame:
     """HET Table 1: one row per (model, evaluation set, method), retrieval / zero-shot on codes, MSE and
-    the self-match rate (HET F.2); ``+ post-hoc`` rows use the saved alignment."""
+    the self-match rate (HET F.2), mean ± std over seeds; ``+ post-hoc`` rows use the saved alignment."""
     keys = ["model", "dataset", "eval_dataset", "sae", "method"]
-    means = _seed_means(tidy.assign(method=tidy["method"].fillna("")), keys)
-    wide = means.pivot_table(index=keys, columns="metric", values="value").reset_index()
-    wide.columns.name = None
+    wide = _wide(_seed_stats(tidy.assign(method=tidy["method"].fillna("")), keys), keys, "metric")
     base = wide[wide["method"] == ""].set_index(keys[:-2] + ["sae"])
     wide["method"] = [s if m == "" else f"{s} + {m}" for s, m in zip(wide["sae"], wide["method"])]
-    for shared in ("mse", "self_match_rate"):  # properties of the SAE, shown on its post-hoc row too
-        if shared in base:
-            wide[shared] = [base[shared].get(k, np.nan) for k in zip(wide["model"], wide["dataset"], wide["eval_dataset"], wide["sae"])]
+    for shared in _columns(base, ("mse", "self_match_rate")):  # properties of the SAE, shown on its post-hoc row too
+        wide[shared] = [base[shared].get(k, np.nan) for k in zip(wide["model"], wide["dataset"], wide["eval_dataset"], wide["sae"])]
     order = {s: i for i, s in enumerate(dict.fromkeys(tidy["sae"]))}
     wide = wide.sort_values(["model", "eval_dataset", "sae", "method"], key=lambda c: c.map(order) if c.name == "sae" else c)
-    return wide[["model", "dataset", "eval_dataset", "method", *[c for c in TABLE1_COLUMNS if c in wide]]].reset_index(drop=True)
+    return wide[["model", "dataset", "eval_dataset", "method", *_columns(wide, TABLE1_COLUMNS)]].reset_index(drop=True)
+
+
+def markdown_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as text: each column with a ``_std`` twin as ``mean ± std`` (``mean`` alone where the
+    std is NaN: a single seed, or the across-seed stability), numbers to 4 significant digits."""
+    out = pd.DataFrame(index=table.index)
+    for col in table.columns:
+        if col.endswith("_std") and col[:-4] in table:
+            continue
+        if f"{col}_std" in table:
+            out[col] = [_number(m) if pd.isna(s) else f"{_number(m)} ± {_number(s)}"
+                        for m, s in zip(table[col], table[f"{col}_std"])]
+        else:
+            out[col] = table[col].map(_number) if pd.api.types.is_float_dtype(table[col]) else table[col]
+    return out
+
+
+def _number(x) -> str:
+    return "" if pd.isna(x) else f"{x:.4g}"
 
 
 def write_table(table: pd.DataFrame, csv_path: str, md_path: str, heading: str, note: str = "") -> None:
     write_frame(csv_path, table)
-    write_text(md_path, f"# {heading}\n\n{note}\n\n" + table.to_markdown(index=False, floatfmt=".4g") + "\n")
+    write_text(md_path, f"# {heading}\n\n{note}\n\n" + markdown_cells(table).to_markdown(index=False) + "\n")
 
 
 def plot_directions(histograms: dict[str, np.ndarray], pdf_path: str, png_path: str, pairs: str) -> None:
@@ -113,14 +150,12 @@ GAP_TABLES = {  # methods and metrics of ISO Tables 9-11 and of Table 12, in pap
 
 
 def _by_method(tidy: pd.DataFrame, keys: list[str], methods: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Seed means, one row per ``keys + [method]`` in ``methods`` order, the ``metrics`` as columns."""
+    """Mean ± std over seeds, one row per ``keys + [method]`` in ``methods`` order, the ``metrics`` as columns."""
     tidy = tidy[tidy["method"].isin(methods) & tidy["metric"].isin(metrics)]
-    wide = _seed_means(tidy, keys + ["method"]).pivot_table(index=keys + ["method"], columns="metric", values="value")
-    wide = wide.reset_index()
-    wide.columns.name = None
+    wide = _wide(_seed_stats(tidy, keys + ["method"]), keys + ["method"], "metric")
     rank = {m: i for i, m in enumerate(methods)}
     wide = wide.sort_values(keys + ["method"], key=lambda c: c.map(rank) if c.name == "method" else c)
-    return wide[keys + ["method", *[m for m in metrics if m in wide]]].reset_index(drop=True)
+    return wide[keys + ["method", *_columns(wide, metrics)]].reset_index(drop=True)
 
 
 def gap_table(tidy: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -136,28 +171,37 @@ def arithmetic_table(tidy: pd.DataFrame) -> pd.DataFrame:
                       ["recall", "r@10", "r@50", "ood"])
 
 
+STEERING_METRICS = {"delta_cos": "change in cosine to t_c", "map": "mAP", "mrr": "MRR", "preserve": "cosine to the source"}
+
+
 def steering_table(tidy: pd.DataFrame) -> pd.DataFrame:
-    """HET Fig. 7's numbers: mAP and MRR per (model, evaluation set, method), mean over concepts,
-    then seeds; ``+ post-hoc`` rows use the saved alignment."""
+    """HET Fig. 7's numbers: per (model, evaluation set, method, alpha) the steering metrics, mean over
+    concepts within a seed, then mean ± std over seeds; ``+ post-hoc`` rows use the saved alignment."""
     tidy = tidy.assign(method=[s if m == "" else f"{s} + {m}" for s, m in zip(tidy["sae"], tidy["method"].fillna(""))])
-    keys = ["model", "dataset", "eval_dataset"]
-    per_seed = tidy.groupby(keys + ["method", "seed", "metric"])["value"].mean().reset_index()
-    return _by_method(per_seed, keys, list(dict.fromkeys(tidy["method"])), ["map", "mrr"])
+    keys = ["model", "dataset", "eval_dataset", "method", "alpha"]
+    per_seed = tidy.groupby(keys + ["seed", "metric"])["value"].mean().reset_index()
+    wide = _wide(_seed_stats(per_seed, keys), keys, "metric")
+    rank = {m: i for i, m in enumerate(dict.fromkeys(tidy["method"]))}
+    wide = wide.sort_values(keys, key=lambda c: c.map(rank) if c.name == "method" else c)
+    return wide[keys + _columns(wide, STEERING_METRICS)].reset_index(drop=True)
 
 
 def plot_steering(table: pd.DataFrame, pdf_path: str, png_path: str) -> None:
-    """HET Fig. 7: mAP and MRR of concept steering per method, one panel per (model, evaluation set)."""
+    """HET Fig. 7: each steering metric against alpha, one line per method; one row of panels per
+    (model, evaluation set)."""
     panels = list(table.groupby(["model", "eval_dataset"], sort=False))
-    width = 2 + 0.45 * max(len(part) for _, part in panels)  # per panel: room for one bar pair per method
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 3.6), constrained_layout=True, squeeze=False)
-    for ax, ((model, data), part) in zip(axes[0], panels):
-        x = np.arange(len(part))
-        ax.bar(x - 0.2, part["map"], 0.4, label="mAP")
-        ax.bar(x + 0.2, part["mrr"], 0.4, label="MRR")
-        ax.set_xticks(x, part["method"], rotation=60, ha="right", fontsize=7)
-        ax.set_title(f"{model} on {data}")
-        ax.grid(alpha=0.3, axis="y")
-    axes[0, 0].legend()
+    metrics = [m for m in ("delta_cos", "map", "mrr") if m in table]
+    fig, axes = plt.subplots(len(panels), len(metrics), figsize=(4.2 * len(metrics), 3.2 * len(panels)),
+                             constrained_layout=True, squeeze=False)
+    for row, ((model, data), part) in zip(axes, panels):
+        for ax, metric in zip(row, metrics):
+            for method, curve in part.groupby("method", sort=False):
+                ax.errorbar(curve["alpha"], curve[metric], yerr=curve[f"{metric}_std"].fillna(0), marker="o",
+                            markersize=3, capsize=2, label=method)
+            ax.set_title(f"{model} on {data}: {STEERING_METRICS[metric]}", fontsize=9)
+            ax.set_xlabel("steering strength alpha")
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=6)
     save_figure(fig, pdf_path, png_path)
 
 
@@ -174,9 +218,14 @@ def sorted_scores(tidy: pd.DataFrame) -> pd.DataFrame:
     return curves[curves["seeds"] == curves["all_seeds"]].drop(columns=["seeds", "all_seeds"]).reset_index(drop=True)
 
 
-def monosemanticity_table(curves: pd.DataFrame) -> pd.DataFrame:
+def monosemanticity_table(tidy: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, evaluation set, SAE, side): latents on the mean curve, their median MS, and the mean MS
+    of each seed's scored latents, mean ± std over seeds."""
     keys = ["model", "dataset", "eval_dataset", "sae", "component"]
-    return curves.groupby(keys, sort=False)["ms"].agg(latents="size", mean_ms="mean", median_ms="median").reset_index()
+    per_seed = tidy[np.isfinite(tidy["value"])].groupby(keys + ["seed"], sort=False)["value"].mean()
+    spread = per_seed.groupby(keys, sort=False).agg(mean_ms="mean", mean_ms_std="std").reset_index()
+    shape = curves.groupby(keys, sort=False)["ms"].agg(latents="size", median_ms="median").reset_index()
+    return shape.merge(spread, on=keys)
 
 
 def plot_monosemanticity(curves: pd.DataFrame, pdf_path: str, png_path: str) -> None:
