@@ -1,6 +1,9 @@
-"""Atomic file output: write to a temporary sibling, then ``os.replace``.
+"""Atomic file output: write to a temporary sibling, fsync it, then ``os.replace``.
 
-A crash at any point leaves either the previous file or no file, never a partial one.
+A crash at any point leaves either the previous file or no file, never a partial one, and a file
+that has been published is on disk (its data and its directory entry are fsynced). Published
+files get the permissions of an ordinary file under the process's umask (``mkstemp`` alone would
+leave them ``0600``, unreadable by a group sharing a cluster's results folder).
 """
 
 from __future__ import annotations
@@ -13,9 +16,28 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Give ``tmp`` ordinary permissions, fsync it, rename it onto ``path`` and fsync the folder."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    folder = os.open(Path(path).parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
+    """Yield a temporary path in the target's folder; publish it onto ``path`` on success.
 
     The temporary keeps the target's suffix so libraries that dispatch on it (matplotlib,
     pyarrow) still work. On an exception the temporary is removed and ``path`` is untouched.
@@ -27,7 +49,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        publish(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

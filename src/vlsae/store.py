@@ -12,13 +12,21 @@ embedding   fixed_size_list<float32>[dim]         the embedding
 source_id   string                                where it came from (file name, caption id)
 ==========  ====================================  =========================================
 
-Shards are written atomically (temp file, then rename) and the manifest last, so a store
+Shards are written atomically (temp file, fsync, then rename) and the manifest last, so a store
 with a manifest is complete and a crashed write leaves only whole shards behind. Readers
 stream shard by shard and never hold more than one shard (plus one batch) in memory.
+
+The store verifies itself. The manifest records, per shard, its pair count, the range of its
+pair ids, its size in bytes and its SHA-256. Opening a store checks that the shards' counts add
+up to ``n_pairs``, that no shard is listed twice or overlaps another's ids, and that every file
+exists with its recorded size; reading a shard checks its rows and id range. :meth:`EmbeddingStore.verify`
+(``vlsae verify-store``) also checks every hash and reads every shard. Each failure is a
+:class:`StoreError` that names the shard.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +39,22 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path, write_json
 
 MANIFEST = "manifest.json"
-FORMAT = "vlsae-embeddings/1"
+FORMAT = "vlsae-embeddings/2"
+FORMATS = ("vlsae-embeddings/1", FORMAT)  # /1: shards without size, hash and id range (checked where recorded)
 MODALITIES = ("image", "text")
+
+
+class StoreError(ValueError):
+    """A store that does not match its manifest; the message names the store and the shard."""
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def arrow_schema(dim: int) -> pa.Schema:
@@ -59,7 +81,7 @@ def write_shard(root: Path, index: int, pair_id: np.ndarray, sides: dict[str, tu
     """
     n = len(pair_id)
     names = list(sides)
-    emb = np.concatenate([np.asarray(sides[m][0], dtype=np.float32).reshape(n, -1) for m in names])
+    emb = np.concatenate([np.asarray(sides[m][0], dtype=np.float32) for m in names])  # (sides x n) x dim, n may be 0
     dim = emb.shape[1]
     table = pa.table(
         {
@@ -73,7 +95,9 @@ def write_shard(root: Path, index: int, pair_id: np.ndarray, sides: dict[str, tu
     name = shard_name(index)
     with atomic_path(root / name) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-    return {"file": name, "n_pairs": n}
+        entry = {"file": name, "n_pairs": n, "pair_ids": [int(pair_id.min()), int(pair_id.max())] if n else [],
+                 "bytes": tmp.stat().st_size, "sha256": file_digest(tmp)}
+    return entry
 
 
 def write_manifest(root: Path, dim: int, shards: list[dict], metadata: dict) -> dict:
@@ -173,7 +197,7 @@ class StoreWriter:
 
 
 class EmbeddingStore:
-    """Read-only view of a complete store (one with a manifest)."""
+    """Read-only view of a complete store (one with a manifest), checked against it on opening."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -183,18 +207,67 @@ class EmbeddingStore:
         if not path.exists():
             raise FileNotFoundError(f"{self.root} is not a complete embedding store: {MANIFEST} is missing")
         self.manifest = json.loads(path.read_text())
-        if self.manifest.get("format") != FORMAT:
+        if self.manifest.get("format") not in FORMATS:
             raise ValueError(f"{path}: unknown store format {self.manifest.get('format')!r}, expected {FORMAT!r}")
         self.dim: int = self.manifest["dim"]
         self.n_pairs: int = self.manifest["n_pairs"]
         self.metadata: dict = self.manifest.get("metadata", {})
+        self._check_manifest()
+
+    def _error(self, shard: dict | None, message: str) -> StoreError:
+        return StoreError(f"{self.root}: {'shard ' + shard['file'] + ': ' if shard else ''}{message}")
+
+    def _check_manifest(self) -> None:
+        """The cheap checks: counts add up, no shard twice or overlapping, every file present at its size."""
+        shards = self.manifest["shards"]
+        held = sum(s["n_pairs"] for s in shards)
+        if held != self.n_pairs:
+            raise self._error(None, f"the manifest says n_pairs = {self.n_pairs}, its shards hold {held}")
+        seen, last = set(), None
+        for shard in shards:
+            if shard["file"] in seen:
+                raise self._error(shard, "listed twice in the manifest")
+            seen.add(shard["file"])
+            file = self.root / shard["file"]
+            if not file.exists():
+                raise self._error(shard, "missing")
+            if "bytes" in shard and file.stat().st_size != shard["bytes"]:
+                raise self._error(shard, f"{file.stat().st_size} bytes, the manifest says {shard['bytes']} "
+                                         "(truncated or replaced)")
+            ids = shard.get("pair_ids")
+            if ids:
+                if last is not None and ids[0] <= last:
+                    raise self._error(shard, f"pair ids from {ids[0]} overlap the previous shard's (up to {last})")
+                last = ids[1]
+
+    def verify(self, progress=None) -> dict:
+        """Every check: each shard's SHA-256 and its rows and ids, read back. Returns a summary."""
+        for i, shard in enumerate(self.manifest["shards"]):
+            if "sha256" in shard and file_digest(self.root / shard["file"]) != shard["sha256"]:
+                raise self._error(shard, "content differs from its recorded SHA-256 (corrupted or replaced)")
+            self.read_shard(i)
+            if progress:
+                progress(i + 1, len(self.manifest["shards"]))
+        return {"store": str(self.root), "format": self.manifest["format"], "n_pairs": self.n_pairs,
+                "shards": len(self.manifest["shards"]),
+                "hashed": sum("sha256" in s for s in self.manifest["shards"]),
+                "manifest_sha256": file_digest(self.root / MANIFEST)}
 
     def __len__(self) -> int:
         return self.n_pairs
 
+    def _table(self, shard: dict, columns: list[str], modality: str | None = None) -> pa.Table:
+        """Columns of one shard (only ``modality``'s rows, if given); a read failure names the shard."""
+        try:
+            return pq.read_table(self.root / shard["file"], columns=columns,
+                                 filters=[("modality", "=", modality)] if modality else None)
+        except Exception as e:  # a truncated or garbled Parquet file
+            raise self._error(shard, f"unreadable ({type(e).__name__}: {e})") from e
+
     def read_shard(self, index: int) -> PairBatch:
-        """Load one shard as aligned image and text arrays."""
-        table = pq.read_table(self.root / self.manifest["shards"][index]["file"], columns=["pair_id", "modality", "embedding"])
+        """Load one shard as aligned image and text arrays, checked against its manifest entry."""
+        shard = self.manifest["shards"][index]
+        table = self._table(shard, ["pair_id", "modality", "embedding"])
         pid = table["pair_id"].to_numpy()
         modality = table["modality"].to_numpy(zero_copy_only=False)
         emb = table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, self.dim)
@@ -203,16 +276,21 @@ class EmbeddingStore:
             mask = modality == m
             order = np.argsort(pid[mask], kind="stable")
             sides[m] = (pid[mask][order], emb[mask][order])
+            if len(order) != shard["n_pairs"]:
+                raise self._error(shard, f"{len(order)} {m} rows, the manifest says {shard['n_pairs']} pairs")
         if not np.array_equal(sides["image"][0], sides["text"][0]):
-            raise ValueError(f"shard {index} of {self.root}: image and text rows do not pair up by pair_id")
+            raise self._error(shard, "image and text rows do not pair up by pair_id")
+        ids = shard.get("pair_ids")
+        if ids and len(pid) and [int(sides["image"][0][0]), int(sides["image"][0][-1])] != ids:
+            raise self._error(shard, f"pair ids {int(sides['image'][0][0])}..{int(sides['image'][0][-1])}, the manifest "
+                                     f"says {ids[0]}..{ids[1]} (swapped or replaced)")
         return PairBatch(sides["image"][0], sides["image"][1], sides["text"][1])
 
     def source_ids(self, modality: str) -> np.ndarray:
         """``source_id`` of every pair's ``modality`` row, in pair order (e.g. image files, ImageNet labels)."""
         parts = []
         for shard in self.manifest["shards"]:
-            table = pq.read_table(self.root / shard["file"], columns=["pair_id", "modality", "source_id"],
-                                  filters=[("modality", "=", modality)])
+            table = self._table(shard, ["pair_id", "modality", "source_id"], modality)
             order = np.argsort(table["pair_id"].to_numpy(), kind="stable")
             parts.append(table["source_id"].to_numpy(zero_copy_only=False)[order])
         return np.concatenate(parts) if parts else np.array([], dtype=object)
@@ -224,8 +302,7 @@ class EmbeddingStore:
         for shard in self.manifest["shards"]:
             if found >= n:
                 break
-            table = pq.read_table(self.root / shard["file"], columns=["pair_id", "embedding"],
-                                  filters=[("modality", "=", modality)])
+            table = self._table(shard, ["pair_id", "embedding"], modality)
             order = np.argsort(table["pair_id"].to_numpy(), kind="stable")
             parts.append(table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, self.dim)[order])
             found += len(order)

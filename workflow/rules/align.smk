@@ -21,7 +21,7 @@ rule align_synthetic:
         mem_mb=4000,
         runtime=20,
     shell:
-        "vlsae --threads {threads} align --model {params.folder} --data {input.data} --out {output} > {log} 2>&1"
+        "vlsae --threads {threads} align --model {params.folder:q} --data {input.data:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule align_zoo:
@@ -44,4 +44,4 @@ rule align_zoo:
         mem_mb=8000,
         runtime=60,
     shell:
-        "vlsae --threads {threads} align --data {input.data} {params.runs} > {log} 2>&1 && touch {output}"
+        "vlsae --threads {threads} align --data {input.data:q} {params.runs} > {log:q} 2>&1 && touch {output:q}"

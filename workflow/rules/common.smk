@@ -2,12 +2,14 @@
 import json
 import os
 import re
+import shlex
 
 import yaml
 from dataclasses import asdict
 
 from snakemake.utils import validate
 
+from vlsae import design
 from vlsae.sae import SAESpec
 from vlsae.embed.toy import TOY_CONCEPTS, TOY_MARKER, TOY_OPTIONS
 from vlsae.synth.iso import iso_dictionary_size
@@ -18,6 +20,8 @@ with open(workflow.source_path("../artifacts.yaml")) as _index:
     ARTIFACTS = yaml.safe_load(_index)  # the paper artifacts: rule all and README.md's table
 
 RESULTS = config["results"]
+design.check_results(RESULTS, os.getcwd(), config["allow_external_results"])  # the working directory
+design.check_datasets(config["datasets"])
 HET = config["het_synthetic"]
 FIG5 = config["het_fig5"]
 THEORY = config["het_theory"]
@@ -47,10 +51,11 @@ if "synthetic" in MODELS:
     raise ValueError("config key models.synthetic: the name `synthetic` is reserved for the synthetic stores")
 
 # SAE specs addressable by their slug (the {sae_id} wildcard).
-REFERENCE_SPECS = [SAESpec(**{**HET["sae"], "arrangement": arr}) for arr in ("shared", "specific")]
+REFERENCE_SPECS = [design.sae_spec({**HET["sae"], "arrangement": arr}, "het_synthetic.sae") for arr in ("shared", "specific")]
 FIG6_SPECS = [
-    SAESpec(**{**HET["sae"], "arrangement": "shared",
-               "aux": {**HET["sae"]["aux"], loss: {**options, "weight": options["weight"] * multiplier}}})
+    design.sae_spec({**HET["sae"], "arrangement": "shared",
+                     "aux": {**HET["sae"]["aux"], loss: {**options, "weight": options["weight"] * multiplier}}},
+                    f"het_fig6.losses.{loss}")
     for loss, options in FIG6["losses"].items()
     for multiplier in FIG6["multipliers"]
 ]
@@ -94,7 +99,7 @@ wildcard_constraints:
 # Real embeddings: store paths, the toy resources they need, and the SAE pair trained on each.
 TOY = f"{RESULTS}/toy"
 ZOO_SAE = {entry["name"]: entry["sae"] for entry in REAL["zoo"]}  # as trained (`expansion` resolved by the store)
-ZOO = {name: SAESpec.from_dict(sae, dim=1024) for name, sae in ZOO_SAE.items()}  # checked at a nominal dimension
+ZOO = {name: design.sae_spec(sae, f"real_saes.zoo[{name}].sae", dim=1024) for name, sae in ZOO_SAE.items()}  # a nominal dimension
 if len(ZOO) < len(REAL["zoo"]):
     raise ValueError(f"config key real_saes.zoo: names must be unique, got {[e['name'] for e in REAL['zoo']]}")
 # Where each member trains: its own `models` and `train_on`, else every embedded model and train_on set.
@@ -166,9 +171,14 @@ def real_sae_folder(model, dataset, name, seed):
     return f"{RESULTS}/saes/{model}/{dataset}/{name}/seed{seed}"
 
 
+def shell_args(*tokens):
+    """Command-line tokens, each shell-quoted: no config value reaches a shell unquoted."""
+    return " ".join(shlex.quote(str(t)) for t in tokens)
+
+
 def train_args(specs, weights):
     """One ``--sae SPEC --out FOLDER`` per SAE spec (a dict): all of them train in one pass over the data."""
-    return " ".join(f"--sae '{json.dumps(spec)}' --out {os.path.dirname(path)}" for spec, path in zip(specs, weights))
+    return shell_args(*(t for spec, path in zip(specs, weights) for t in ("--sae", json.dumps(spec), "--out", os.path.dirname(path))))
 
 
 def zoo_members(model, dataset, names=None, protocol=None):
@@ -207,9 +217,9 @@ def zoo_train_args(wildcards):
 
 
 def zoo_align_args(wildcards):
-    return " ".join(f"--model {folder} --out {folder}/alignment.npz" for folder in
-                    (real_sae_folder(wildcards.model, wildcards.dataset, n, wildcards.seed)
-                     for n in zoo_members(wildcards.model, wildcards.dataset)))
+    folders = [real_sae_folder(wildcards.model, wildcards.dataset, n, wildcards.seed)
+               for n in zoo_members(wildcards.model, wildcards.dataset)]
+    return shell_args(*(t for folder in folders for t in ("--model", folder, "--out", f"{folder}/alignment.npz")))
 
 
 BIMODAL_SAE = REAL["bimodal_sae"]
@@ -232,8 +242,8 @@ def zoo_alignments(wildcards):
 
 def zoo_run_args(wildcards, names=None):
     """``--run NAME SEED FOLDER`` of every member (or of ``names``) of one (model, training dataset)."""
-    return " ".join(f"--run {name} {seed} {real_sae_folder(wildcards.model, wildcards.dataset, name, seed)}"
-                    for name in zoo_members(wildcards.model, wildcards.dataset, names) for seed in REAL["seeds"])
+    return shell_args(*(t for name in zoo_members(wildcards.model, wildcards.dataset, names) for seed in REAL["seeds"]
+                        for t in ("--run", name, seed, real_sae_folder(wildcards.model, wildcards.dataset, name, seed))))
 
 
 _ROLES = {  # which evaluate_on stores each suite runs on, by their layout
@@ -295,7 +305,7 @@ def fig2_alignments():
 
 
 def fig2_run_args():
-    return " ".join(f"--run {panel} {folder}" for panel, folder, _ in _fig2_runs())
+    return shell_args(*(t for panel, folder, _ in _fig2_runs() for t in ("--run", panel, folder)))
 
 
 def _het_files(pattern, specs, wildcards):
@@ -339,7 +349,7 @@ def iso_train_args(wildcards, output):
 
 def het_eval_args(wildcards, input, output):
     """``--model``/``--out`` of every evaluated spec (in ``input.weights`` order), for one process."""
-    return " ".join(f"--model {os.path.dirname(w)} --out {out}" for w, out in zip(input.weights, output.metrics))
+    return shell_args(*(t for w, out in zip(input.weights, output.metrics) for t in ("--model", os.path.dirname(w), "--out", out)))
 
 
 def fig5_metric_files():

@@ -23,9 +23,9 @@ rule synth_het:
         mem_mb=4000,
         runtime=30,
     shell:
-        "vlsae --threads {threads} synth-het --out {params.folder} --dgp '{params.dgp}'"
-        " --n-train {params.n_train} --n-eval {params.n_eval} --seed {wildcards.seed}"
-        " --shard-pairs {params.shard_pairs} > {log} 2>&1"
+        "vlsae --threads {threads} synth-het --out {params.folder:q} --dgp {params.dgp:q}"
+        " --n-train {params.n_train:q} --n-eval {params.n_eval:q} --seed {wildcards.seed}"
+        " --shard-pairs {params.shard_pairs:q} > {log:q} 2>&1"
 
 
 rule synth_iso:
@@ -50,9 +50,9 @@ rule synth_iso:
         mem_mb=4000,
         runtime=30,
     shell:
-        "vlsae --threads {threads} synth-iso --out {params.folder} --dgp '{params.dgp}'"
-        " --n-train {params.n_train} --n-eval {params.n_eval} --seed {wildcards.seed}"
-        " --shard-pairs {params.shard_pairs} > {log} 2>&1"
+        "vlsae --threads {threads} synth-iso --out {params.folder:q} --dgp {params.dgp:q}"
+        " --n-train {params.n_train:q} --n-eval {params.n_eval:q} --seed {wildcards.seed}"
+        " --shard-pairs {params.shard_pairs:q} > {log:q} 2>&1"
 
 
 rule toy_model:
@@ -69,7 +69,7 @@ rule toy_model:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae --threads {threads} toy-vlm --{wildcards.toy} {output} > {log} 2>&1"
+        "vlsae --threads {threads} toy-vlm --{wildcards.toy} {output:q} > {log:q} 2>&1"
 
 
 rule toy_dataset:
@@ -90,9 +90,9 @@ rule toy_dataset:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae toy-vlm --dataset {params.folder} --format {params.format} --n-images {params.toy[n_images]}"
+        "vlsae toy-vlm --dataset {params.folder:q} --format {params.format:q} --n-images {params.toy[n_images]}"
         " --captions-per-image {params.toy[captions_per_image]} --corrupt {params.toy[corrupt]}"
-        " --empty {params.toy[empty]} > {log} 2>&1"
+        " --empty {params.toy[empty]} > {log:q} 2>&1"
 
 
 rule embed:
@@ -122,9 +122,9 @@ rule embed:
         mem_mb=16000,
         runtime=24 * 60,
     shell:
-        "vlsae --threads {threads} embed --model '{params.model}' --dataset '{params.dataset}' --out {params.folder}"
-        " --shard-pairs {params.shard_pairs} --batch-size {params.batch_size} --workers {params.workers}"
-        " --precision {params.precision} {params.fast_decode} > {log} 2>&1"
+        "vlsae --threads {threads} embed --model {params.model:q} --dataset {params.dataset:q} --out {params.folder:q}"
+        " --shard-pairs {params.shard_pairs:q} --batch-size {params.batch_size:q} --workers {params.workers:q}"
+        " --precision {params.precision:q} {params.fast_decode} > {log:q} 2>&1"
 
 
 rule download:
@@ -132,7 +132,7 @@ rule download:
         f"{DOWNLOADED}/{{archive}}.zip",
     params:
         url=lambda wc: DOWNLOADS[wc.archive]["url"],
-        md5=lambda wc: DOWNLOADS[wc.archive]["md5"] or "",
+        md5=lambda wc: shell_args("--md5", DOWNLOADS[wc.archive]["md5"]) if DOWNLOADS[wc.archive]["md5"] else "",
     log:
         f"{RESULTS}/logs/download/{{archive}}.log",
     benchmark:
@@ -145,7 +145,7 @@ rule download:
         runtime=12 * 60,
     retries: 2
     shell:
-        "vlsae download --url {params.url:q} --out {output} $( [ -n '{params.md5}' ] && echo --md5 {params.md5} ) > {log} 2>&1"
+        "vlsae download --url {params.url:q} --out {output:q} {params.md5} > {log:q} 2>&1"
 
 
 rule unpack:
@@ -166,4 +166,4 @@ rule unpack:
         mem_mb=1000,
         runtime=3 * 60,
     shell:
-        "vlsae unpack --archive {input} --into {params.into} --marker {output} > {log} 2>&1"
+        "vlsae unpack --archive {input:q} --into {params.into:q} --marker {output:q} > {log:q} 2>&1"

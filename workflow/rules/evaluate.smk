@@ -22,8 +22,8 @@ rule evaluate_het_references:
         mem_mb=4000,
         runtime=10 * len(REFERENCE_SPECS),
     shell:
-        "vlsae --threads {threads} eval-het {params.runs} --data {input.data}"
-        " --ground-truth {input.ground_truth} --seed {wildcards.seed} > {log} 2>&1"
+        "vlsae --threads {threads} eval-het {params.runs} --data {input.data:q}"
+        " --ground-truth {input.ground_truth:q} --seed {wildcards.seed} > {log:q} 2>&1"
 
 
 use rule evaluate_het_references as evaluate_het_fig6 with:
@@ -60,7 +60,7 @@ rule theory_phases:
         mem_mb=1000,
         runtime=20,
     shell:
-        "vlsae --threads {threads} theory-phases --rho {wildcards.rho} --out {output} > {log} 2>&1"
+        "vlsae --threads {threads} theory-phases --rho {wildcards.rho} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_iso_toy:
@@ -71,7 +71,7 @@ rule evaluate_iso_toy:
     output:
         f"{RESULTS}/metrics/iso_toy/iso-{{experiment}}/seed{{seed}}.parquet",
     params:
-        models=lambda wildcards, input: " ".join(f"--model {os.path.dirname(w)}" for w in input.weights),
+        models=lambda wildcards, input: shell_args(*(t for w in input.weights for t in ("--model", os.path.dirname(w)))),
         truth=lambda wildcards: ISO["experiments"][wildcards.experiment]["truth"],
     log:
         f"{RESULTS}/logs/evaluate/iso-{{experiment}}-seed{{seed}}.log",
@@ -84,9 +84,9 @@ rule evaluate_iso_toy:
         mem_mb=4000,
         runtime=20,
     shell:
-        "vlsae --threads {threads} eval-iso {params.models} --data {input.data}"
-        " --ground-truth {input.ground_truth} --truth {params.truth} --experiment {wildcards.experiment}"
-        " --seed {wildcards.seed} --out {output} > {log} 2>&1"
+        "vlsae --threads {threads} eval-iso {params.models} --data {input.data:q}"
+        " --ground-truth {input.ground_truth:q} --truth {params.truth:q} --experiment {wildcards.experiment}"
+        " --seed {wildcards.seed} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_encoder:
@@ -108,8 +108,8 @@ rule evaluate_encoder:
         mem_mb=8000,
         runtime=60,
     shell:
-        "vlsae --threads {threads} eval-encoder --data {params.folder} --options '{params.options}'"
-        " --tag model={wildcards.model} --tag dataset={wildcards.dataset} --out {output} > {log} 2>&1"
+        "vlsae --threads {threads} eval-encoder --data {params.folder:q} --options {params.options:q}"
+        " --tag model={wildcards.model} --tag dataset={wildcards.dataset} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_saes:
@@ -134,9 +134,9 @@ rule evaluate_saes:
         mem_mb=16000,
         runtime=4 * 60,
     shell:
-        "vlsae --threads {threads} eval-saes --data {params.folder} {params.runs} --options '{params.options}'"
+        "vlsae --threads {threads} eval-saes --data {params.folder:q} {params.runs} --options {params.options:q}"
         " --tag model={wildcards.model} --tag dataset={wildcards.dataset} --tag eval_dataset={wildcards.eval_dataset}"
-        " --out {output} > {log} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_bimodal_sae:
@@ -165,9 +165,9 @@ rule evaluate_bimodal_sae:
         mem_mb=16000,
         runtime=4 * 60,
     shell:
-        "vlsae --threads {threads} eval-{wildcards.analysis} --data {params.folder} --train-data {params.train}"
-        " {params.runs} --options '{params.options}' --tag model={wildcards.model} --tag dataset={wildcards.dataset}"
-        " --tag eval_dataset={wildcards.eval_dataset} --out {output} > {log} 2>&1"
+        "vlsae --threads {threads} eval-{wildcards.analysis} --data {params.folder:q} --train-data {params.train:q}"
+        " {params.runs} --options {params.options:q} --tag model={wildcards.model} --tag dataset={wildcards.dataset}"
+        " --tag eval_dataset={wildcards.eval_dataset} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_steering:
@@ -181,7 +181,7 @@ rule evaluate_steering:
         folder=subpath(input.data, parent=True),
         runs=zoo_run_args,
         dataset=lambda wildcards: reader_json(wildcards.eval_dataset),
-        concepts=lambda wildcards: " ".join(concept_files(wildcards.eval_dataset)),
+        concepts=lambda wildcards: concept_files(wildcards.eval_dataset),
         options=json.dumps(REAL["evaluation"]),
     log:
         f"{RESULTS}/logs/evaluate/{{model}}-{{dataset}}/steering-on-{{eval_dataset}}.log",
@@ -195,9 +195,9 @@ rule evaluate_steering:
         mem_mb=16000,
         runtime=2 * 60,
     shell:
-        "vlsae --threads {threads} eval-steering --data {params.folder} --dataset '{params.dataset}'"
-        " --concepts {params.concepts} {params.runs} --options '{params.options}' --tag model={wildcards.model}"
-        " --tag dataset={wildcards.dataset} --tag eval_dataset={wildcards.eval_dataset} --out {output} > {log} 2>&1"
+        "vlsae --threads {threads} eval-steering --data {params.folder:q} --dataset {params.dataset:q}"
+        " --concepts {params.concepts:q} {params.runs} --options {params.options:q} --tag model={wildcards.model}"
+        " --tag dataset={wildcards.dataset} --tag eval_dataset={wildcards.eval_dataset} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_monosemanticity:
@@ -224,6 +224,6 @@ rule evaluate_monosemanticity:
         mem_mb=16000,
         runtime=4 * 60,
     shell:
-        "vlsae --threads {threads} eval-monosemanticity --data {params.folder} --external {params.external}"
-        " {params.runs} --options '{params.options}' --tag model={wildcards.model} --tag dataset={wildcards.dataset}"
-        " --tag eval_dataset={wildcards.eval_dataset} --out {output} > {log} 2>&1"
+        "vlsae --threads {threads} eval-monosemanticity --data {params.folder:q} --external {params.external:q}"
+        " {params.runs} --options {params.options:q} --tag model={wildcards.model} --tag dataset={wildcards.dataset}"
+        " --tag eval_dataset={wildcards.eval_dataset} --out {output:q} > {log:q} 2>&1"

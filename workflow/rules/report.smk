@@ -20,8 +20,8 @@ rule report_het_fig5:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-het-fig5 {input} --table {output.table} --markdown {output.markdown}"
-        " --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+        "vlsae report-het-fig5 {input:q} --table {output.table:q} --markdown {output.markdown:q}"
+        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
 rule report_het_theory:
@@ -43,8 +43,8 @@ rule report_het_theory:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-het-theory {input} --table {output.table} --markdown {output.markdown}"
-        " --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+        "vlsae report-het-theory {input:q} --table {output.table:q} --markdown {output.markdown:q}"
+        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
 rule report_het_fig6:
@@ -69,8 +69,8 @@ rule report_het_fig6:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-het-fig6 {input} --defaults '{params.defaults}' --dgp '{params.dgp}' --table {output.table}"
-        " --markdown {output.markdown} --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+        "vlsae report-het-fig6 {input:q} --defaults {params.defaults:q} --dgp {params.dgp:q} --table {output.table:q}"
+        " --markdown {output.markdown:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
 rule report_iso_table5:
@@ -90,7 +90,7 @@ rule report_iso_table5:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-iso-table5 {input} --table {output.table} --markdown {output.markdown} > {log} 2>&1"
+        "vlsae report-iso-table5 {input:q} --table {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
 
 
 rule report_iso_fig9:
@@ -102,7 +102,7 @@ rule report_iso_fig9:
         pdf=f"{RESULTS}/figures/iso_fig9_toy_cosines.pdf",
         png=report(f"{RESULTS}/figures/iso_fig9_toy_cosines.png", caption="../report/iso_fig9.rst", category="ISO toy DGP"),
     params:
-        data=lambda wildcards, input: " ".join(f"--data {name}={os.path.dirname(path)}" for name, path in input.items()),
+        data=lambda wildcards, input: shell_args(*(t for name, path in input.items() for t in ("--data", f"{name}={os.path.dirname(path)}"))),
         pairs=ISO["fig9_pairs"],
     log:
         f"{RESULTS}/logs/report/iso_fig9_toy_cosines.log",
@@ -115,8 +115,8 @@ rule report_iso_fig9:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-cosines {params.data} --pairs {params.pairs} --table {output.table}"
-        " --markdown {output.markdown} --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+        "vlsae report-cosines {params.data} --pairs {params.pairs:q} --table {output.table:q}"
+        " --markdown {output.markdown:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
 rule report_real_table:
@@ -140,7 +140,7 @@ rule report_real_table:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-table {input} --kind {params.kind} --table {output.table} --markdown {output.markdown} > {log} 2>&1"
+        "vlsae report-table {input:q} --kind {params.kind:q} --table {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
 
 
 rule report_real_figure:
@@ -166,8 +166,8 @@ rule report_real_figure:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-{params.kind} {input} --table {output.table} --markdown {output.markdown}"
-        " --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+        "vlsae report-{params.kind:q} {input:q} --table {output.table:q} --markdown {output.markdown:q}"
+        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
 rule report_iso_fig11:
@@ -179,7 +179,7 @@ rule report_iso_fig11:
         pdf=f"{RESULTS}/figures/iso_fig11_cosines.pdf",
         png=report(f"{RESULTS}/figures/iso_fig11_cosines.png", caption="../report/iso_fig11.rst", category="Real data"),
     params:
-        data=lambda wildcards, input: " ".join(f"--data {name}={os.path.dirname(path)}" for name, path in input.items()),
+        data=lambda wildcards, input: shell_args(*(t for name, path in input.items() for t in ("--data", f"{name}={os.path.dirname(path)}"))),
         pairs=REAL["evaluation"]["sample_pairs"],
     log:
         f"{RESULTS}/logs/report/iso_fig11_cosines.log",
@@ -192,8 +192,8 @@ rule report_iso_fig11:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-cosines {params.data} --pairs {params.pairs} --heading 'ISO Fig. 11: cosine similarities of the encoders'"
-        " --table {output.table} --markdown {output.markdown} --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+        "vlsae report-cosines {params.data} --pairs {params.pairs:q} --heading 'ISO Fig. 11: cosine similarities of the encoders'"
+        " --table {output.table:q} --markdown {output.markdown:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
 rule report_het_fig2:
@@ -218,5 +218,5 @@ rule report_het_fig2:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-het-fig2 {params.runs} --pairs {params.pairs} --table {output.table} --markdown {output.markdown}"
-        " --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+        "vlsae report-het-fig2 {params.runs} --pairs {params.pairs:q} --table {output.table:q} --markdown {output.markdown:q}"
+        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"

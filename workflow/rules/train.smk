@@ -21,8 +21,8 @@ rule train_het_references:
         mem_mb=4000,
         runtime=60 * len(REFERENCE_SPECS),
     shell:
-        "vlsae --threads {threads} train --data {input.data} {params.runs}"
-        " --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"
+        "vlsae --threads {threads} train --data {input.data:q} {params.runs}"
+        " --training {params.training:q} --seed {wildcards.seed} > {log:q} 2>&1"
 
 
 use rule train_het_references as train_het_fig6 with:
@@ -64,8 +64,8 @@ rule train_iso_toy:
         mem_mb=4000,
         runtime=60,
     shell:
-        "vlsae --threads {threads} train --data {input.data} {params.runs}"
-        " --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1"
+        "vlsae --threads {threads} train --data {input.data:q} {params.runs}"
+        " --training {params.training:q} --seed {wildcards.seed} > {log:q} 2>&1"
 
 
 rule train_zoo:
@@ -88,5 +88,5 @@ rule train_zoo:
         mem_mb=8000,
         runtime=12 * 60,
     shell:
-        "vlsae --threads {threads} train --data {input.data} {params.runs}"
-        " --training '{params.training}' --seed {wildcards.seed} > {log} 2>&1 && touch {output}"
+        "vlsae --threads {threads} train --data {input.data:q} {params.runs}"
+        " --training {params.training:q} --seed {wildcards.seed} > {log:q} 2>&1 && touch {output:q}"

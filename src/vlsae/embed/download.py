@@ -1,8 +1,10 @@
 """Fetch dataset archives over HTTP(S) with checksums, resuming partial downloads; unpack them.
 
 ``fetch`` streams into ``<dest>.part``. A rerun continues a partial file with an HTTP ``Range``
-request (or starts over if the server ignores it). The MD5 is checked before the file is
-renamed onto ``dest``, so ``dest`` exists only when complete and verified. ``unpack`` extracts
+request (or starts over if the server ignores it); a ``.part`` that is already whole (a run killed
+while it computed the checksum) gets HTTP 416 for its range and goes straight to the check. The
+MD5 is checked before the file is renamed onto ``dest``, so ``dest`` exists only when complete and
+verified; a file that fails the check is removed, so the next attempt starts over. ``unpack`` extracts
 a zip or tar into a folder and writes a marker file last.
 """
 
@@ -10,16 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import tarfile
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..atomic import write_json
+from ..atomic import publish, write_json
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -42,26 +44,38 @@ def fetch(url: str, dest: str | Path, md5: str | None, progress: bool = True, ti
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        resumed = have and response.status == 206
-        if have and not resumed:
-            log.info("%s ignored the range request; starting over", url)
-            have = 0
-        total = response.headers.get("Content-Length")
-        total = int(total) + have if total is not None else None
-        with open(part, "ab" if resumed else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                                               desc=dest.name, disable=not progress) as bar:
-            for block in iter(lambda: response.read(CHUNK), b""):
-                f.write(block)
-                bar.update(len(block))
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if not (have and e.code == 416):  # 416: the range starts at the end - the .part is whole
+            raise
+        log.info("%s: %s is already complete (%d bytes); checking it", url, part.name, have)
+    else:
+        with response:
+            _receive(response, part, have, url, dest.name, progress)
     actual = md5sum(part)
     if md5 is None:
         log.warning("%s has no checksum in the config; its MD5 is %s", dest.name, actual)
     elif actual != md5.lower():
         part.unlink()
         raise ValueError(f"{url}: MD5 {actual} does not match the expected {md5}; the download was removed")
-    os.replace(part, dest)
+    publish(part, dest)
     return dest
+
+
+def _receive(response, part: Path, have: int, url: str, name: str, progress: bool) -> None:
+    """Append the response to ``part`` (``have`` bytes already there) if the server resumed, else rewrite it."""
+    resumed = have and response.status == 206
+    if have and not resumed:
+        log.info("%s ignored the range request; starting over", url)
+        have = 0
+    total = response.headers.get("Content-Length")
+    total = int(total) + have if total is not None else None
+    with open(part, "ab" if resumed else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                                           desc=name, disable=not progress) as bar:
+        for block in iter(lambda: response.read(CHUNK), b""):
+            f.write(block)
+            bar.update(len(block))
 
 
 def unpack(archive: str | Path, into: str | Path, marker: str | Path) -> None:

@@ -1,21 +1,28 @@
 """Batched, resumable extraction of paired embeddings into the Parquet store.
 
 Pair ``i`` of the source (row ``i`` of its table) gets ``pair_id = i`` and lands in shard
-``i // shard_pairs``. Each shard is written atomically, after a sidecar ``part-NNNNN.json`` that
-lists its skipped pairs, so a crash leaves only whole shards and a rerun skips every shard whose
-Parquet file and sidecar both exist. Batches never straddle shards, so a resumed run computes
-exactly what an uninterrupted one does. ``extraction.json`` fingerprints the model and dataset;
-a rerun into a folder made by another model or dataset fails instead of mixing them.
+``i // shard_pairs``. Each shard is written atomically, then a sidecar ``part-NNNNN.json`` with its
+manifest entry (pairs, id range, size, SHA-256) and its skipped pairs. A rerun keeps a shard only
+when its sidecar exists and its Parquet file has the recorded size and row count, so a crash, a
+zero-byte or a half-written file is redone, never taken as done. Batches never straddle shards, so
+a resumed run computes exactly what an uninterrupted one does. ``extraction.json`` fingerprints the
+model and dataset; a rerun into a folder made by another model or dataset fails instead of mixing
+them. One process writes a store at a time: a second ``vlsae embed`` on the same folder refuses
+(a lock on ``.lock``, released when its holder exits, even by SIGKILL).
 
 Images are read, decoded and preprocessed in DataLoader workers. A missing or corrupt image, or
-a pair whose captions are all empty, is skipped, counted and listed in ``skipped.csv``; it never
-stops the run. The manifest is written last.
+a pair whose captions are all empty, is skipped, counted and listed in ``skipped.csv`` (a shard
+whose every pair is skipped is written empty); it never stops the run. The manifest is written last.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
+import re
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,12 +32,19 @@ import torch
 from tqdm.auto import tqdm
 
 from ..atomic import write_frame, write_json
+import pyarrow.parquet as pq
+
 from ..store import MANIFEST, shard_name, write_manifest, write_shard
 from .encoders import Encoder, ModelSpec
 from .readers import ImageLoader, PairSource
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "extraction.json"
+
+
+def skip_reason(error: Exception) -> str:
+    """The error as a reproducible line: memory addresses (PIL's ``<_io.BytesIO object at 0x...>``) removed."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", f"{type(error).__name__}: {error}")[:200]
 
 
 class PairBatches(torch.utils.data.Dataset):
@@ -55,7 +69,7 @@ class PairBatches(torch.utils.data.Dataset):
                 images.append(self.loader.load(ref, self.draft))
                 ok.append(i)
             except Exception as e:  # any unreadable image is skipped, never fatal
-                skipped.append((int(i), side, f"{type(e).__name__}: {e}"[:200]))
+                skipped.append((int(i), side, skip_reason(e)))
         return images, ok
 
     def __getitem__(self, b: int) -> dict:
@@ -115,6 +129,37 @@ def _check_fingerprint(out: Path, fingerprint: dict) -> None:
         write_json(path, fingerprint)
 
 
+@contextmanager
+def store_lock(out: Path):
+    """Hold ``out/.lock`` exclusively while writing; a second writer fails at once, naming the holder."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise ValueError(f"{out} is being written by another vlsae embed (pid {lock.read().strip() or '?'}); "
+                             "wait for it or choose another folder") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
+def _shard_done(out: Path, s: int) -> bool:
+    """Shard ``s`` was written whole: its sidecar exists and the file has the recorded size and rows."""
+    sidecar, shard = (out / shard_name(s)).with_suffix(".json"), out / shard_name(s)
+    if not (sidecar.exists() and shard.exists()):
+        return False
+    recorded = json.loads(sidecar.read_text())
+    try:
+        rows = pq.read_metadata(shard).num_rows
+    except Exception:  # zero bytes, half written, garbled
+        return False
+    return shard.stat().st_size == recorded.get("entry", {}).get("bytes") and rows == recorded.get("rows")
+
+
 def extract(encoder: Encoder, spec: ModelSpec, source: PairSource, out: str | Path, dataset: dict,
             shard_pairs: int = 65536, batch_size: int = 256, workers: int = 4, fast_decode: bool = False,
             progress: bool = True) -> dict:
@@ -127,7 +172,12 @@ def extract(encoder: Encoder, spec: ModelSpec, source: PairSource, out: str | Pa
     if shard_pairs < 1 or batch_size < 1:
         raise ValueError("shard_pairs and batch_size must be >= 1")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with store_lock(out):
+        return _extract(encoder, spec, source, out, dataset, shard_pairs, batch_size, workers, fast_decode, progress)
+
+
+def _extract(encoder: Encoder, spec: ModelSpec, source: PairSource, out: Path, dataset: dict, shard_pairs: int,
+             batch_size: int, workers: int, fast_decode: bool, progress: bool) -> dict:
     (out / MANIFEST).unlink(missing_ok=True)
     for stale in out.glob(".part-*.tmp*"):  # temporaries of a killed run; the shards themselves are whole
         stale.unlink()
@@ -135,7 +185,7 @@ def extract(encoder: Encoder, spec: ModelSpec, source: PairSource, out: str | Pa
     n_shards = -(-n // shard_pairs)
     _check_fingerprint(out, {"model": asdict(spec), "dataset": dataset, "n_pairs": n, "shard_pairs": shard_pairs,
                              "fast_decode": fast_decode})
-    done = {s for s in range(n_shards) if (out / shard_name(s)).exists() and (out / shard_name(s)).with_suffix(".json").exists()}
+    done = {s for s in range(n_shards) if _shard_done(out, s)}
     todo = [s for s in range(n_shards) if s not in done]
     if done:
         log.info("resuming %s: %d of %d shards already written", out, len(done), n_shards)
@@ -183,8 +233,8 @@ def _write_shard(out: Path, s: int, source: PairSource, parts: dict, skipped: li
     sides = {"image": (_stack(parts.get("image"), dim), ids["image_id"]), "text": (_stack(parts.get("text"), dim), ids["text_id"])}
     if "target" in source.pairs.columns:
         sides["target"] = (_stack(parts.get("target"), dim), ids["target_id"])
-    write_json((out / shard_name(s)).with_suffix(".json"), {"n_pairs": len(pid), "skipped": skipped})
-    write_shard(out, s, pid, sides)
+    entry = write_shard(out, s, pid, sides)
+    write_json((out / shard_name(s)).with_suffix(".json"), {"entry": entry, "rows": len(pid) * len(sides), "skipped": skipped})
 
 
 def _stack(chunks, dim: int) -> np.ndarray:
@@ -196,7 +246,7 @@ def _finish(out: Path, n_shards: int, source: PairSource, spec: ModelSpec, datas
     shards, rows = [], []
     for s in range(n_shards):
         side = json.loads((out / shard_name(s)).with_suffix(".json").read_text())
-        shards.append({"file": shard_name(s), "n_pairs": side["n_pairs"]})
+        shards.append(side["entry"])
         rows.extend({"shard": s, "pair_index": i, "side": what, "reason": reason} for i, what, reason in side["skipped"])
     skipped = pd.DataFrame(rows, columns=["shard", "pair_index", "side", "reason"])
     write_frame(out / "skipped.csv", skipped)

@@ -45,6 +45,11 @@ class ImageRef(NamedTuple):
     size: int = 0
 
 
+def missing_image(reason: str) -> ImageRef:
+    """A reference to no image: loading it raises ``reason``, so the pair is skipped and counted."""
+    return ImageRef("missing", reason)
+
+
 @dataclass
 class PairSource:
     pairs: pd.DataFrame
@@ -62,6 +67,8 @@ class ImageLoader:
         self._group = None
 
     def read_bytes(self, ref: ImageRef) -> bytes | None:
+        if ref.kind == "missing":
+            raise FileNotFoundError(ref.path)
         if ref.kind == "file":
             return Path(ref.path).read_bytes()
         if ref.kind == "tar":
@@ -112,7 +119,8 @@ def _table(rows: list[dict], what: str) -> pd.DataFrame:
 
 def read_coco(root: str | Path, annotations: str = "annotations/captions_train2017.json", images: str = "train2017",
               karpathy: str | None = None, split: str = "test") -> PairSource:
-    """COCO captions, one pair per caption, in annotation-id order.
+    """COCO captions, one pair per caption, in annotation-id order. A caption whose ``image_id`` the
+    annotations do not list becomes a pair without an image, skipped and counted at extraction.
 
     Default layout: ``root/annotations/captions_train2017.json`` and ``root/train2017/*.jpg``.
     With ``karpathy`` (e.g. ``dataset_coco.json`` of Karpathy and Fei-Fei), pairs come from
@@ -133,8 +141,10 @@ def read_coco(root: str | Path, annotations: str = "annotations/captions_train20
     data = json.loads((root / annotations).read_text())
     files = {im["id"]: im["file_name"] for im in data["images"]}
     for ann in sorted(data["annotations"], key=lambda a: a["id"]):
-        rows.append({"image": ImageRef("file", str(root / images / files[ann["image_id"]])), "texts": (ann["caption"],),
-                     "image_id": str(ann["image_id"]), "text_id": str(ann["id"])})
+        name = files.get(ann["image_id"])
+        image = (ImageRef("file", str(root / images / name)) if name is not None else
+                 missing_image(f"caption {ann['id']} names image_id {ann['image_id']}, which the annotations do not list"))
+        rows.append({"image": image, "texts": (ann["caption"],), "image_id": str(ann["image_id"]), "text_id": str(ann["id"])})
     return PairSource(_table(rows, str(root / annotations)))
 
 
@@ -237,6 +247,18 @@ READERS: dict[str, Callable[..., PairSource]] = {
     "img2dataset": read_img2dataset,
     "fashioniq": read_fashioniq,
 }
+
+
+def check_options(format: str, options: dict) -> None:
+    """Fail, naming the option, when ``options`` has a key the reader of ``format`` does not take."""
+    import inspect
+
+    if format not in READERS:
+        raise ValueError(f"unknown dataset format {format!r}; expected one of {sorted(READERS)}")
+    allowed = [name for name in inspect.signature(READERS[format]).parameters if name != "root"]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"format {format!r} takes no option {unknown}; its options: {allowed}")
 
 
 def read_dataset(format: str, root: str | Path, **options) -> PairSource:

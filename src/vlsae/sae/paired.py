@@ -17,7 +17,7 @@ from ..atomic import atomic_path, write_json
 from ..strict import from_dict
 from .base import SparseAutoencoder
 from .losses import aux_slug, build_aux_losses
-from .registry import build_sae, check_architecture
+from .registry import build_sae, check_params
 
 ARRANGEMENTS = ("shared", "specific")
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -36,12 +36,17 @@ class SAESpec:
     aux: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        check_architecture(self.architecture)
         build_aux_losses(self.aux)
         if self.arrangement not in ARRANGEMENTS:
             raise ValueError(f"arrangement must be one of {ARRANGEMENTS}, got {self.arrangement!r}")
         if self.arrangement == "specific" and self.latents % 2:
             raise ValueError(f"modality-specific SAEs split latents in two; latents={self.latents} is odd")
+        check_params(self.architecture, self.latents_per_sae, self.params)
+
+    @property
+    def latents_per_sae(self) -> int:
+        """``m`` of each SAE: all latents when shared, half of them per modality when specific."""
+        return self.latents if self.arrangement == "shared" else self.latents // 2
 
     @classmethod
     def from_dict(cls, data: dict, dim: int | None = None) -> "SAESpec":
@@ -65,12 +70,9 @@ class PairedSAE(nn.Module):
     def __init__(self, spec: SAESpec, d: int):
         super().__init__()
         self.spec, self.d = spec, d
-        if spec.arrangement == "shared":
-            names, m = ("shared",), spec.latents
-        else:
-            names, m = ("image", "text"), spec.latents // 2
+        names = ("shared",) if spec.arrangement == "shared" else ("image", "text")
         self.saes = nn.ModuleDict(
-            {n: build_sae(spec.architecture, d, m, spec.unit_norm_decoder, **spec.params) for n in names}
+            {n: build_sae(spec.architecture, d, spec.latents_per_sae, spec.unit_norm_decoder, **spec.params) for n in names}
         )
 
     def component_of(self, modality: str) -> str:
