@@ -41,7 +41,7 @@ def bench_ot(atoms: int, dim: int, rng) -> dict:
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     e_image, e_text = (rng.lognormal(size=atoms) * (rng.random(atoms) > 0.05) for _ in range(2))
     seconds, plan = timed(lambda: transport_plan(e_image, e_text, d))
-    return {"task": "fda-ot", "atoms": atoms, "dim": dim, "seconds": seconds, "mass": float(plan.sum())}
+    return {"task": "fda-ot", "atoms": atoms, "dim": dim, "seconds": seconds, "mass": float(plan.mass.sum())}
 
 
 def _codes(rng, n: int, atoms: int, k: int = 32) -> np.ndarray:

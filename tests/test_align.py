@@ -14,6 +14,27 @@ def test_correlation_matches_numpy():
     stats.update(zi[200:], zt[200:])
     expected = np.corrcoef(zi.T, zt.T)[:4, 4:]
     np.testing.assert_allclose(stats.correlation(), expected, atol=1e-10)
+    np.testing.assert_allclose(stats.correlation(np.array([2, 0])), expected[[2, 0]], atol=1e-10)
+    # in place, for the alignment: the same values in the cross moment's own buffer; a constant latent gives 0
+    zi[:, 3] = 0.0
+    stats = CoactivationStats.empty(4, 3)
+    stats.update(zi, zt)
+    full = stats.correlation()
+    assert np.array_equal(full[3], np.zeros(3))
+    buffer = stats.cross
+    np.testing.assert_allclose(stats.correlation_(), full, atol=1e-12)
+    assert stats.cross is buffer
+
+
+def test_cross_moment_accumulates_sparsely_in_place():
+    from vlsae.align.hungarian import accumulate_cross
+
+    rng = np.random.default_rng(3)
+    a, b = rng.exponential(size=(50, 6)) * (rng.random((50, 6)) < 0.3), rng.exponential(size=(50, 5)) * (rng.random((50, 5)) < 0.3)
+    for dtype in (np.float64, np.float32):
+        acc = np.ones((6, 5), dtype=dtype)
+        accumulate_cross(acc, a, b)
+        np.testing.assert_allclose(acc, 1 + a.T @ b, rtol=1e-6)
 
 
 def test_hungarian_recovers_planted_permutation_and_skips_dead():

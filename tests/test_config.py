@@ -113,3 +113,32 @@ def test_cli_rejects_unknown_keys(tmp_path):
     out = subprocess.run([sys.executable, "-m", "vlsae.cli", "synth-het", "--out", str(tmp_path), "--dgp", '{"dd": 3}'],
                          capture_output=True, text=True)
     assert out.returncode != 0 and "unknown DGP key(s): ['dd']" in out.stderr
+
+
+@pytest.mark.parametrize("config_text, message", [
+    ("het_synthetic:\n  sae: {architecture: topk, latents: 64, params: {k: 100}}\n",
+     "config key het_synthetic.sae: SAE architecture 'topk': k = 100 must lie in [1, m = 64]"),
+    ("real_saes:\n  zoo:\n    - {name: r, sae: {architecture: relu, latents: 64, params: {}}}\n",
+     "config key real_saes.zoo[r].sae: SAE architecture 'relu' needs parameter(s) ['l1']"),
+    ("real_saes:\n  zoo:\n    - {name: t, sae: {architecture: topk, latents: 64, params: {k: 4, l1: 0.1}}}\n",
+     "config key real_saes.zoo[t].sae: SAE architecture 'topk' takes no parameter ['l1']"),
+    ("datasets:\n  coco-train: {format: coco, root: r, options: {karpaty: x.json}}\n",
+     "config key datasets.coco-train.options: format 'coco' takes no option ['karpaty']"),
+    ("het_fig5:\n  seeds: [0, 1, 1]\n", "has non-unique elements"),
+    ("het_fig5:\n  alphas: [0.5, 0.5]\n", "has non-unique elements"),
+    ("results: ''\n", "config key results: is empty"),
+    ("results: /elsewhere/out\n", "config key results: '/elsewhere/out' lies outside the working directory"),
+    ("results: ../out\n", "config key results: '../out' contains '..'"),
+    ("real_saes:\n  zoo:\n    - {name: pair, align: false, sae: {architecture: topk, latents: 64, arrangement: specific, "
+     "params: {k: 2}}}\n", "config key real_saes.zoo[pair].align"),
+], ids=["k-above-latents", "relu-without-l1", "topk-with-l1", "misspelt-reader-option", "duplicate-seeds",
+        "duplicate-alphas", "empty-results", "results-outside", "results-dotdot", "unaligned-pair"])
+def test_dry_run_names_the_key_of_an_impossible_value(repo, tmp_path, config_text, message):
+    assert message in _failed_dry_run(repo, tmp_path, config_text)
+
+
+def test_external_results_need_an_explicit_yes(repo, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-q", "--cores", "1", "--config",
+                          f"results={tmp_path}/out", "allow_external_results=True"], cwd=repo, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr[-2000:]

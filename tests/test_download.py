@@ -34,6 +34,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         data = path.read_bytes()
         start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
         type(self).requests.append((self.path, start))
+        if start and start >= len(data):       # a range past the end: 416, as real servers answer
+            self.send_error(416)
+            return
         self.send_response(206 if start else 200)
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
@@ -91,6 +94,24 @@ def test_partial_download_resumes_with_a_range_request(server, tmp_path):
     fetch(f"{url}/big.zip", tmp_path / "big.zip", hashlib.md5(data).hexdigest(), progress=False)
     assert (tmp_path / "big.zip").read_bytes() == data
     assert RangeHandler.requests == [("/big.zip", 1_000_000)]
+
+
+def test_a_whole_part_file_is_verified_and_published_not_refetched(server, tmp_path):
+    """A run killed while it checked the MD5 leaves the whole file as .part: the server answers its range
+    request with 416, and the next run checks and publishes it instead of failing forever."""
+    root, url = server
+    data = os.urandom(300_000)
+    (root / "done.zip").write_bytes(data)
+    (tmp_path / "done.zip.part").write_bytes(data)
+    fetch(f"{url}/done.zip", tmp_path / "done.zip", hashlib.md5(data).hexdigest(), progress=False)
+    assert (tmp_path / "done.zip").read_bytes() == data and not (tmp_path / "done.zip.part").exists()
+    assert RangeHandler.requests == [("/done.zip", 300_000)]
+    # a whole .part with the wrong bytes fails its check and is removed, so the next attempt starts over
+    (tmp_path / "bad.zip.part").write_bytes(os.urandom(300_000))
+    (root / "bad.zip").write_bytes(data)
+    with pytest.raises(ValueError, match="MD5"):
+        fetch(f"{url}/bad.zip", tmp_path / "bad.zip", hashlib.md5(data).hexdigest(), progress=False)
+    assert not (tmp_path / "bad.zip.part").exists()
 
 
 def test_workflow_downloads_unpacks_and_embeds_a_listed_dataset(server, tmp_path, repo):

@@ -20,6 +20,22 @@ def test_coherence_of_orthogonal_and_of_close_atoms():
     assert coherence(np.eye(5)) == 0.0
     atoms = np.array([[1.0, 0, 0], [0, 2.0, 0], [0.6, 0.8, 0]])  # norms do not matter
     assert coherence(atoms) == pytest.approx(0.8)
+    assert coherence(atoms, block=1) == pytest.approx(0.8)                 # row blocks: the same maximum
+    rng = np.random.default_rng(0)
+    many = rng.normal(size=(37, 6))
+    unit = many / np.linalg.norm(many, axis=1, keepdims=True)
+    gram = unit @ unit.T - 10 * np.eye(37)
+    assert coherence(many, block=5) == pytest.approx(gram.max())
+
+
+def test_spectral_norm_of_a_nonnegative_symmetric_matrix():
+    from vlsae.metrics.sae import spectral_norm_nonnegative
+
+    rng = np.random.default_rng(1)
+    m = rng.random((40, 40)) * (rng.random((40, 40)) < 0.2)
+    m = m + m.T
+    assert spectral_norm_nonnegative(m, tol=1e-10) == pytest.approx(np.abs(np.linalg.eigvalsh(m)).max(), rel=1e-6)
+    assert spectral_norm_nonnegative(np.zeros((3, 3))) == 0.0
 
 
 def test_dictionary_structure_drops_dead_atoms_and_weights_by_energy():

@@ -99,3 +99,13 @@ def test_real_tables_report_mean_and_std_over_seeds():
     assert (table.loc["mse", "s"], table.loc["mse", "s_std"]) == pytest.approx((1.0, 2 ** 0.5 / 2))
     assert np.isnan(table.loc["stability", "s_std"])
     assert markdown_cells(table.reset_index())["s"].tolist() == ["1 ± 0.7071", "0.3"]
+
+
+def test_table1_has_no_rows_for_combinations_that_were_never_measured():
+    from vlsae.report.real import table1
+
+    keys = {"model": "m", "dataset": "d", "eval_dataset": "e", "component": "all"}
+    rows = [{**keys, "sae": "shared", "method": "", "seed": 0, "metric": "i2t_r@1", "value": 0.5},
+            {**keys, "sae": "pair", "method": "", "seed": 0, "metric": "i2t_r@1", "value": 0.2},
+            {**keys, "sae": "pair", "method": "post-hoc", "seed": 0, "metric": "i2t_r@1", "value": 0.4}]
+    assert table1(pd.DataFrame(rows))["method"].tolist() == ["shared", "pair", "pair + post-hoc"]

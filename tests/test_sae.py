@@ -203,3 +203,43 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, spec, cfg):
     for key, value in reference.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
     assert load_file(str(run / "model.safetensors")).keys() == reference.state_dict().keys()
+    # the training log too: the open logging window travels in the checkpoint
+    assert (run / "log.csv").read_bytes() == (tmp_path / "ref" / "log.csv").read_bytes()
+
+
+def test_a_stale_checkpoint_is_never_resumed(tmp_path, caplog):
+    """A checkpoint made for another training config (or SAE, seed, store) is ignored with a warning."""
+    store = _store(tmp_path / "data", n=1000, d=16)
+    spec = SAESpec(latents=64, params={"k": 4})
+    old = TrainConfig(batch_size=100, epochs=3, lr=1e-3, checkpoint_every=5)
+    run = _Run(spec, tmp_path / "run", 16, old, seed=0, total=30, dev=torch.device("cpu"), store_id="abc")
+    batch = next(store.iter_batches(100))
+    for _ in range(5):
+        run.train_step({"image": torch.from_numpy(batch.image), "text": torch.from_numpy(batch.text)}, 0,
+                       torch.autocast("cpu", enabled=False))
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    new = TrainConfig(batch_size=100, epochs=3, lr=3e-3, checkpoint_every=5)
+    with caplog.at_level("WARNING"):
+        fresh = _Run(spec, tmp_path / "run", 16, new, seed=0, total=30, dev=torch.device("cpu"), store_id="abc")
+    assert fresh.step == 0 and "made for a different training" in caplog.text
+    same = _Run(spec, tmp_path / "run", 16, old, seed=0, total=30, dev=torch.device("cpu"), store_id="abc")
+    assert same.step == 5                                                       # the matching run resumes
+    other_store = _Run(spec, tmp_path / "run", 16, old, seed=0, total=30, dev=torch.device("cpu"), store_id="xyz")
+    assert other_store.step == 0 and "different store" in caplog.text
+
+
+class _Planted:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_a_planted_pickle_checkpoint_is_refused_unrun(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": _Planted(str(tmp_path / "pwned"))}, run / "checkpoint.pt")
+    with pytest.raises(ValueError, match="not a vlsae checkpoint"):
+        _Run(SAESpec(latents=64, params={"k": 4}), run, 16, TrainConfig(), seed=0, total=10, dev=torch.device("cpu"))
+    assert not (tmp_path / "pwned").exists()

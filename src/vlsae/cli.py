@@ -25,6 +25,22 @@ def _json(text: str) -> dict:
     return value
 
 
+def _count(minimum: int):
+    """An argparse type: an integer of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = _count(1), _count(0)
+
+
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key or not value:
@@ -105,10 +121,25 @@ def cmd_unpack(a: argparse.Namespace) -> None:
     unpack(a.archive, a.into, a.marker)
 
 
+def cmd_verify_store(a: argparse.Namespace) -> None:
+    from .atomic import write_json
+    from .store import EmbeddingStore
+
+    summary = EmbeddingStore(a.data).verify(progress=lambda done, total: log.info("%d/%d shards verified", done, total))
+    log.info("%s: %d pairs in %d shards, all %d hashes match", summary["store"], summary["n_pairs"], summary["shards"],
+             summary["hashed"])
+    if a.out:
+        write_json(a.out, summary)
+
+
 def _one_out_each(items: list, outs: list, flag: str) -> list[tuple]:
-    """``(item, out)`` pairs of repeated ``flag`` and ``--out`` options, which must come in equal numbers."""
+    """``(item, out)`` pairs of repeated ``flag`` and ``--out`` options, which must come in equal numbers
+    and with distinct ``--out`` (two outputs in one place would overwrite each other)."""
     if len(items) != len(outs):
         raise ValueError(f"give one --out per {flag}: got {len(items)} {flag} and {len(outs)} --out")
+    twice = sorted({str(o) for o in outs if outs.count(o) > 1})
+    if twice:
+        raise ValueError(f"--out given twice: {twice}")
     return list(zip(items, outs))
 
 
@@ -117,9 +148,11 @@ def cmd_train(a: argparse.Namespace) -> None:
     from .sae.train import TrainConfig, train_paired_saes
     from .store import EmbeddingStore
 
+    cfg = TrainConfig.from_dict(a.training)
+    pairs = _one_out_each(a.sae or [{}], a.out, "--sae")
     store = EmbeddingStore(a.data)
-    runs = [(SAESpec.from_dict(spec, store.dim), out) for spec, out in _one_out_each(a.sae or [{}], a.out, "--sae")]
-    train_paired_saes(runs, store, TrainConfig.from_dict(a.training), seed=a.seed, device=a.device)
+    runs = [(SAESpec.from_dict(spec, store.dim), out) for spec, out in pairs]
+    train_paired_saes(runs, store, cfg, seed=a.seed, device=a.device)
 
 
 def cmd_align(a: argparse.Namespace) -> None:
@@ -435,37 +468,37 @@ def build_parser() -> argparse.ArgumentParser:
     from .synth.iso import TRUTHS
 
     p = argparse.ArgumentParser(prog="vlsae", description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=POSITIVE, default=None, help="torch CPU threads (default: torch's choice)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth-het", help="write a HET synthetic dataset (HET E.2) to the store")
     s.add_argument("--out", required=True, type=Path, help="dataset folder (train/, eval/, ground_truth.npz)")
     s.add_argument("--dgp", type=_json, default={}, help="HetDGP fields as JSON, e.g. '{\"d\": 64, \"alpha\": 0.5}'")
-    s.add_argument("--n-train", type=int, default=50_000)
-    s.add_argument("--n-eval", type=int, default=10_000)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--shard-pairs", type=int, default=65_536)
+    s.add_argument("--n-train", type=POSITIVE, default=50_000)
+    s.add_argument("--n-eval", type=POSITIVE, default=10_000)
+    s.add_argument("--seed", type=NON_NEGATIVE, default=0)
+    s.add_argument("--shard-pairs", type=POSITIVE, default=65_536)
     s.set_defaults(func=cmd_synth_het)
 
     s = sub.add_parser("synth-iso", help="write an ISO toy dataset (ISO App. C.1) to the store")
     s.add_argument("--out", required=True, type=Path, help="dataset folder (train/, eval/, ground_truth.npz)")
     s.add_argument("--dgp", type=_json, default={}, help="IsoDGP fields as JSON, e.g. '{\"tau1\": 0.999, \"tau2\": 0.4}'")
-    s.add_argument("--n-train", type=int, default=50_000)
-    s.add_argument("--n-eval", type=int, default=5_000)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--shard-pairs", type=int, default=65_536)
+    s.add_argument("--n-train", type=POSITIVE, default=50_000)
+    s.add_argument("--n-eval", type=POSITIVE, default=5_000)
+    s.add_argument("--seed", type=NON_NEGATIVE, default=0)
+    s.add_argument("--shard-pairs", type=POSITIVE, default=65_536)
     s.set_defaults(func=cmd_synth_iso)
 
     s = sub.add_parser("toy-vlm", help="write the toy image-caption dataset and tiny random-weight CLIP/SigLIP folders")
     s.add_argument("--dataset", type=Path, help="toy dataset folder to write")
     s.add_argument("--format", default="coco", choices=["coco", "imagenet", "fashioniq"], help="layout of the toy dataset")
-    s.add_argument("--n-images", type=int, default=256)
-    s.add_argument("--captions-per-image", type=int, default=2, help="coco only")
-    s.add_argument("--corrupt", type=int, default=0, help="coco only: how many images to write as truncated JPEGs")
-    s.add_argument("--empty", type=int, default=0, help="coco only: how many captions to leave blank")
+    s.add_argument("--n-images", type=POSITIVE, default=256)
+    s.add_argument("--captions-per-image", type=POSITIVE, default=2, help="coco only")
+    s.add_argument("--corrupt", type=NON_NEGATIVE, default=0, help="coco only: how many images to write as truncated JPEGs")
+    s.add_argument("--empty", type=NON_NEGATIVE, default=0, help="coco only: how many captions to leave blank")
     s.add_argument("--clip", type=Path, help="folder for a tiny CLIPModel + processor")
     s.add_argument("--siglip", type=Path, help="folder for a tiny SiglipModel + processor")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=NON_NEGATIVE, default=0)
     s.set_defaults(func=cmd_toy_vlm)
 
     s = sub.add_parser("embed", help="extract paired VLM embeddings into the store (resumable, shard by shard)")
@@ -474,9 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True, type=_json,
                    help="JSON {format: coco|imagenet|img2dataset|fashioniq, root: FOLDER, options: {...}}")
     s.add_argument("--out", required=True, type=Path, help="store folder")
-    s.add_argument("--shard-pairs", type=int, default=65_536)
-    s.add_argument("--batch-size", type=int, default=256)
-    s.add_argument("--workers", type=int, default=4, help="DataLoader workers that decode and preprocess images")
+    s.add_argument("--shard-pairs", type=POSITIVE, default=65_536)
+    s.add_argument("--batch-size", type=POSITIVE, default=256)
+    s.add_argument("--workers", type=NON_NEGATIVE, default=4, help="DataLoader workers that decode and preprocess images")
     s.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                    help="autocast dtype (auto: bf16 on cuda, fp32 on cpu)")
     s.add_argument("--fast-decode", action="store_true",
@@ -496,6 +529,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--marker", required=True, type=Path)
     s.set_defaults(func=cmd_unpack)
 
+    s = sub.add_parser("verify-store", help="check a store against its manifest: counts, id ranges, sizes, SHA-256 of every shard")
+    s.add_argument("--data", required=True, type=Path, help="store folder (or its manifest.json)")
+    s.add_argument("--out", type=Path, help="write the summary here (JSON) when the store is whole")
+    s.set_defaults(func=cmd_verify_store)
+
     s = sub.add_parser("train", help="train SAEs (shared or modality-specific pairs); several share one data pass")
     s.add_argument("--data", required=True, type=Path, help="training store (folder or manifest.json)")
     s.add_argument("--out", required=True, type=Path, action="append",
@@ -504,14 +542,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SAESpec as JSON (architecture, latents, arrangement, params, aux); repeat to train "
                         "several SAEs in one pass over the data (default: one default spec)")
     s.add_argument("--training", type=_json, default={}, help="TrainConfig as JSON")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=NON_NEGATIVE, default=0)
     s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("align", help="Hungarian alignment of image to text latents (post-hoc for a modality-specific pair)")
-    s.add_argument("--model", required=True, type=Path, action="append", help="trained run folder; repeatable")
+    s.add_argument("--model", type=Path, action="append", default=[], help="trained run folder; repeatable (none: nothing to do)")
     s.add_argument("--data", required=True, type=Path, help="training store the SAEs were trained on")
-    s.add_argument("--out", required=True, type=Path, action="append", help="alignment.npz, one per --model")
+    s.add_argument("--out", type=Path, action="append", default=[], help="alignment.npz, one per --model")
     s.set_defaults(func=cmd_align)
 
     s = sub.add_parser("eval-het", help="the five synthetic metrics of HET E.3")
@@ -519,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trained run folder (with alignment.npz: also the aligned pair); repeatable")
     s.add_argument("--data", required=True, type=Path, help="evaluation store")
     s.add_argument("--ground-truth", required=True, type=Path)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=NON_NEGATIVE, default=0)
     s.add_argument("--out", required=True, type=Path, action="append", help="tidy metrics (.parquet), one per --model")
     s.set_defaults(func=cmd_eval_het)
 
@@ -562,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ground-truth", required=True, type=Path)
     s.add_argument("--truth", required=True, choices=TRUTHS, help="which ground truth to score against")
     s.add_argument("--experiment", required=True, help="experiment name written to the rows (e.g. exp1)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=NON_NEGATIVE, default=0)
     s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
     s.set_defaults(func=cmd_eval_iso)
 
@@ -575,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report-cosines", help="cosine histograms of stores (ISO Fig. 9 on the toy DGP, Fig. 11 on VLMs)")
     s.add_argument("--data", required=True, type=_key_value, action="append",
                    help="NAME=STORE: a store per panel, e.g. exp1=results/.../eval; repeatable")
-    s.add_argument("--pairs", type=int, default=5000, help="pairs of each type to draw")
+    s.add_argument("--pairs", type=POSITIVE, default=5000, help="pairs of each type to draw")
     s.add_argument("--heading", default="ISO Fig. 9: cosine similarities of the toy DGP", help="markdown title")
     _report_outputs(s)
     s.set_defaults(func=cmd_report_cosines)

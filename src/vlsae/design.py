@@ -50,3 +50,27 @@ def check_datasets(datasets: dict) -> None:
             check_options(entry["format"], entry.get("options", {}))
         except ValueError as e:
             raise ConfigError(f"datasets.{name}.options", str(e)) from e
+
+
+# Peak memory of the rules that hold m x m matrices, per m^2 of their largest SAE (benchmarks/metrics_memory.py
+# measured the fits: README, "Guarantees"); a base for the process, its libraries and one shard.
+BASE_MB = 2000
+ALIGN_BYTES_PER_PAIR = 20     # measured 9.6: the float64 cross moment turned into C in place; +8 for the live block
+                              # the Hungarian assignment copies when some latents are dead
+EVALUATE_BYTES_PER_PAIR = 48  # measured 42.1: FDA's exact OT (POT's network simplex over all m^2 arcs) dominates
+NOMINAL_DIM = 1024            # the widest encoders of the studies (SigLIP2-L); used before a store exists
+
+
+def square_mb(latents: list[int], bytes_per_pair: float) -> int:
+    """Memory a rule declares for SAEs of ``latents`` (per SAE) that it handles one at a time."""
+    return int(BASE_MB + bytes_per_pair * max(latents, default=0) ** 2 / 2 ** 20)
+
+
+def train_mb(specs: list[SAESpec], dim: int, shard_pairs: int) -> int:
+    """Memory of one training pass: per SAE its parameters with their gradients and two AdamW moments
+    (``4 x 4`` bytes per parameter), plus the largest Matching Pursuit Gram matrix (``4 m^2`` bytes,
+    recomputed each step) and one shuffled shard of paired embeddings (three copies)."""
+    params = sum((1 if s.arrangement == "shared" else 2) * (2 * s.latents_per_sae * dim + s.latents_per_sae + dim) * 16
+                 for s in specs)
+    gram = max((4 * s.latents_per_sae ** 2 for s in specs if s.architecture == "mp"), default=0)
+    return int(BASE_MB + (params + gram + 3 * 2 * shard_pairs * dim * 4) / 2 ** 20)

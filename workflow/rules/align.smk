@@ -41,7 +41,7 @@ rule align_zoo:
     threads: 1
     resources:
         gpu=model_gpus,
-        mem_mb=8000,
+        mem_mb=zoo_mb("align"),
         runtime=60,
     shell:
         "vlsae --threads {threads} align --data {input.data:q} {params.runs} > {log:q} 2>&1 && touch {output:q}"

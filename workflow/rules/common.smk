@@ -6,6 +6,7 @@ import shlex
 
 import yaml
 from dataclasses import asdict
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -75,6 +76,15 @@ def iso_models(experiment):
     truth = ISO["experiments"][experiment]["truth"]
     mp = SAESpec(architecture="mp", latents=iso_dictionary_size(truth, ISO["dgp"]["k"]), params={"k": ISO["dgp"]["L"]})
     return {"sae": mp, "sae_a": SAESpec(**{**asdict(mp), "aux": {"iso_energy": ISO["alignment"]}})}
+
+
+MANIFEST, VERIFIED = "manifest.json", "verified.json"
+STORES = rf"{re.escape(RESULTS)}/embeddings/.+"  # every store lives under results/embeddings
+
+
+def verified(manifest):
+    """The marker ``vlsae verify-store`` writes beside a store's manifest once every shard checks out."""
+    return manifest.replace(f"/{MANIFEST}", f"/{VERIFIED}")
 
 
 def _one_of(names):
@@ -216,9 +226,44 @@ def zoo_train_args(wildcards):
                       [f"{real_sae_folder(wildcards.model, wildcards.dataset, n, wildcards.seed)}/model.safetensors" for n in names])
 
 
+ZOO_ALIGNED = {e["name"] for e in REAL["zoo"] if e.get("align", True)}  # members whose alignment is computed
+if REAL["enabled"]:
+    for name in ZOO:
+        if ZOO[name].arrangement == "specific" and name not in ZOO_ALIGNED:
+            raise design.ConfigError(f"real_saes.zoo[{name}].align", "a modality-specific pair needs its alignment "
+                                     "(post-hoc rows, Fig. 2)")
+
+
+def store_dim(manifest):
+    """A store's dimension, read off its manifest once it exists (design.NOMINAL_DIM before)."""
+    try:
+        return json.loads(Path(manifest).read_text())["dim"]
+    except FileNotFoundError:
+        return design.NOMINAL_DIM
+
+
+def zoo_specs(model, dataset, dim, names=None, protocol=None):
+    """The specs (``expansion`` resolved at ``dim``) of the members of one (model, training dataset)."""
+    return [SAESpec.from_dict(ZOO_SAE[n], dim) for n in zoo_members(model, dataset, names, protocol)]
+
+
+def zoo_mb(stage):
+    """``mem_mb`` of a zoo job from its own members and store (design.square_mb / train_mb)."""
+    def mb(wildcards, input):
+        dim = store_dim(input.data)
+        if stage == "train":
+            return design.train_mb(zoo_specs(wildcards.model, wildcards.dataset, dim, protocol=wildcards.protocol), dim,
+                                   EMBED["shard_pairs"])
+        names = sorted(ZOO_ALIGNED) if stage == "align" else None
+        latents = [s.latents_per_sae for s in zoo_specs(wildcards.model, wildcards.dataset, dim, names)]
+        per_pair = design.ALIGN_BYTES_PER_PAIR if stage == "align" else design.EVALUATE_BYTES_PER_PAIR
+        return design.square_mb(latents, per_pair)
+    return mb
+
+
 def zoo_align_args(wildcards):
     folders = [real_sae_folder(wildcards.model, wildcards.dataset, n, wildcards.seed)
-               for n in zoo_members(wildcards.model, wildcards.dataset)]
+               for n in zoo_members(wildcards.model, wildcards.dataset, sorted(ZOO_ALIGNED))]
     return shell_args(*(t for folder in folders for t in ("--model", folder, "--out", f"{folder}/alignment.npz")))
 
 

@@ -167,3 +167,24 @@ rule unpack:
         runtime=3 * 60,
     shell:
         "vlsae unpack --archive {input:q} --into {params.into:q} --marker {output:q} > {log:q} 2>&1"
+
+
+rule verify_store:
+    input:
+        f"{{store}}/{MANIFEST}",
+    output:
+        f"{{store}}/{VERIFIED}",
+    wildcard_constraints:
+        store=STORES,
+    log:
+        f"{RESULTS}/logs/verify/{{store}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/verify/{{store}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "vlsae verify-store --data {input:q} --out {output:q} > {log:q} 2>&1"

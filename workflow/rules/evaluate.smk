@@ -131,7 +131,7 @@ rule evaluate_saes:
     threads: 1
     resources:
         gpu=model_gpus,
-        mem_mb=16000,
+        mem_mb=zoo_mb("evaluate"),
         runtime=4 * 60,
     shell:
         "vlsae --threads {threads} eval-saes --data {params.folder:q} {params.runs} --options {params.options:q}"

@@ -5,6 +5,7 @@
 rule train_het_references:
     input:
         data=rules.synth_het.output.train,
+        verified=verified(rules.synth_het.output.train),
     output:
         weights=het_weights(REFERENCE_SPECS),
     params:
@@ -28,6 +29,7 @@ rule train_het_references:
 use rule train_het_references as train_het_fig6 with:
     input:
         data=expand(rules.synth_het.output.train, alpha=FIG6["alpha"], allow_missing=True),
+        verified=expand(verified(rules.synth_het.output.train), alpha=FIG6["alpha"], allow_missing=True),
     output:
         weights=het_weights(FIG6_TRAINED, alpha=FIG6["alpha"]),
     params:
@@ -47,6 +49,7 @@ ruleorder: train_het_fig6 > train_het_references
 rule train_iso_toy:
     input:
         data=rules.synth_iso.output.train,
+        verified=verified(rules.synth_iso.output.train),
     output:
         weights=expand(f"{RESULTS}/saes/synthetic/iso-{{{{experiment}}}}/{{model}}/seed{{{{seed}}}}/model.safetensors",
                        model=ISO_MODEL_NAMES),
@@ -71,6 +74,7 @@ rule train_iso_toy:
 rule train_zoo:
     input:
         data=rules.embed.output[0],
+        verified=verified(rules.embed.output[0]),
     output:
         zoo_marker("{model}", "{dataset}", "{seed}", "{protocol}.trained"),
     params:
@@ -85,7 +89,7 @@ rule train_zoo:
     threads: 1
     resources:
         gpu=model_gpus,
-        mem_mb=8000,
+        mem_mb=zoo_mb("train"),
         runtime=12 * 60,
     shell:
         "vlsae --threads {threads} train --data {input.data:q} {params.runs}"

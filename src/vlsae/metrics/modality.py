@@ -7,12 +7,15 @@ samples are ``N x K``, ``D`` is the ``K x d`` dictionary (unit rows).
 * modality score ``mu_i = E_img,i / (E_img,i + E_txt,i)``; bimodal mask ``delta_i = mu_i in [tau, 1 - tau]``;
 * probing accuracy ``p_acc = sum_i E_i s_i / sum_i E_i`` (each atom a sign probe on the centred
   embeddings, App. E.3);
-* bridge ``B_W = W ⊙ (D D^T)``; ``rho`` from ``B_Sigma`` with the paired cross-moment (eq. 6);
+* bridge ``B_W = W ⊙ (D D^T)``; ``rho`` from ``B_Sigma`` with the paired cross-moment (eq. 6); bridge
+  masses are summed in row blocks, never holding an ``m x m`` product;
 * ``FDA`` from ``B_Gamma``, ``Gamma`` the exact OT plan between the image- and text-energy
   distributions over atoms with cost ``1 - D D^T`` (eqs. 7-9).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import ot
@@ -94,49 +97,68 @@ def probing_score(accuracy: np.ndarray, bimodal: np.ndarray, total_energy: np.nd
     return float((total_energy * s).sum() / total_energy.sum())
 
 
-def bridge(weights: np.ndarray, atoms_image: np.ndarray, atoms_text: np.ndarray | None = None) -> np.ndarray:
-    """``B_W = W ⊙ (D D^T)`` (two dictionaries: ``W ⊙ (D_img D_txt^T)``)."""
-    atoms_text = atoms_image if atoms_text is None else atoms_text
-    return weights * (atoms_image @ atoms_text.T)
-
-
-def _adjacent(bimodal: np.ndarray) -> np.ndarray:
-    """``K x K`` mask of pairs ``(i, j)`` with ``delta_i or delta_j``."""
-    return bimodal[:, None] | bimodal[None, :]
+def bridge_sums(weights: np.ndarray, atoms_a: np.ndarray, atoms_b: np.ndarray, bimodal_a: np.ndarray,
+                bimodal_b: np.ndarray, block: int = 1024) -> tuple[float, float]:
+    """Mass of the bridge ``B_W = W * (D_a D_b^T)`` on pairs ``(i, j)`` adjacent to a bimodal atom
+    (``delta_i or delta_j``) and on the other (unimodal) pairs, summed in blocks of ``block`` rows, so
+    neither ``B_W`` nor ``D D^T`` is ever held whole."""
+    adjacent = unimodal = 0.0
+    for start in range(0, len(atoms_a), block):
+        rows = slice(start, start + block)
+        b = np.asarray(weights[rows], dtype=np.float64) * (np.asarray(atoms_a[rows], dtype=np.float64) @ atoms_b.T)
+        near = bimodal_a[rows, None] | bimodal_b[None, :]
+        adjacent += b[near].sum()
+        unimodal += b[~near].sum()
+    return adjacent, unimodal
 
 
 def functional_alignment(cross_moment: np.ndarray, atoms: np.ndarray, bimodal: np.ndarray) -> float:
     """``rho``: bridge score of ``B_Sigma`` on pairs adjacent to a bimodal latent over the score on pairs
     of two unimodal latents, with ``Sigma = E[psi_img(X)^T psi_txt(X')]`` over paired samples (eq. 6)."""
-    b = bridge(cross_moment, atoms)
-    adjacent = _adjacent(bimodal)
-    unimodal = b[~adjacent].sum()
-    return float(b[adjacent].sum() / unimodal) if unimodal != 0 else float("inf")
+    atoms = np.asarray(atoms, dtype=np.float64)
+    adjacent, unimodal = bridge_sums(cross_moment, atoms, atoms, bimodal, bimodal)
+    return float(adjacent / unimodal) if unimodal != 0 else float("inf")
+
+
+@dataclass
+class TransportPlan:
+    """``Gamma`` of eq. 7 on the atoms that carry mass: ``mass[i, j]`` moves from image atom
+    ``rows[i]`` to text atom ``cols[j]`` (atoms without energy in a modality are not stored)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    mass: np.ndarray
+
+    def dense(self, k: int) -> np.ndarray:
+        """The full ``k x k`` plan (for inspection; the metrics use the compact one)."""
+        plan = np.zeros((k, k))
+        plan[np.ix_(self.rows, self.cols)] = self.mass
+        return plan
 
 
 def transport_plan(energy_image: np.ndarray, energy_text: np.ndarray, atoms: np.ndarray,
-                   solver: str = "emd", max_iter: int = 10_000_000, reg: float = 0.01) -> np.ndarray:
+                   solver: str = "emd", max_iter: int = 10_000_000, reg: float = 0.01) -> TransportPlan:
     """``Gamma`` of eq. 7: OT between ``a = E_img / ||E_img||_1`` and ``b = E_txt / ||E_txt||_1`` with cost
     ``1 - D D^T``. ``emd`` is the exact network-simplex plan (POT ``ot.emd``); ``sinkhorn`` an
     entropic approximation with regularisation ``reg`` (log-domain, faster, blurred plan). Atoms without energy
     in a modality carry no mass and are dropped from that side before solving."""
     a, b = energy_image / energy_image.sum(), energy_text / energy_text.sum()
     rows, cols = np.flatnonzero(a > 0), np.flatnonzero(b > 0)
-    cost = 1.0 - np.asarray(atoms[rows], dtype=np.float64) @ np.asarray(atoms[cols], dtype=np.float64).T
+    cost = np.asarray(atoms[rows], dtype=np.float64) @ np.asarray(atoms[cols], dtype=np.float64).T
+    np.subtract(1.0, cost, out=cost)
     if solver == "emd":
-        sub = ot.emd(a[rows], b[cols], cost, numItermax=max_iter)
+        mass = ot.emd(a[rows], b[cols], cost, numItermax=max_iter)
     elif solver == "sinkhorn":
-        sub = ot.sinkhorn(a[rows], b[cols], cost, reg, method="sinkhorn_log", numItermax=max_iter)
+        mass = ot.sinkhorn(a[rows], b[cols], cost, reg, method="sinkhorn_log", numItermax=max_iter)
     else:
         raise ValueError(f"OT solver must be 'emd' or 'sinkhorn', got {solver!r}")
-    plan = np.zeros((len(a), len(b)))
-    plan[np.ix_(rows, cols)] = sub
-    return plan
+    del cost
+    return TransportPlan(rows, cols, mass)
 
 
-def fda(plan: np.ndarray, atoms: np.ndarray, bimodal: np.ndarray, total_energy: np.ndarray,
+def fda(plan: TransportPlan, atoms: np.ndarray, bimodal: np.ndarray, total_energy: np.ndarray,
         denominator: str = "printed") -> float:
-    """Functional and Distributional Agreement (eq. 9) with ``B_Gamma = Gamma ⊙ (D D^T)``:
+    """Functional and Distributional Agreement (eq. 9) with ``B_Gamma = Gamma * (D D^T)``:
     ``alpha = sum_{delta_i or delta_j} B_Gamma,ij`` and ``eps = sum_i delta_i E_i / sum_i E_i``.
 
     ``printed``: ``FDA = (alpha / eps) (1 - eps) / ((1 - eps) - alpha)``, eq. 9 as printed.
@@ -144,12 +166,11 @@ def fda(plan: np.ndarray, atoms: np.ndarray, bimodal: np.ndarray, total_energy: 
     the ratio of bridge mass per unit of energy that eq. 9 describes in words (the printed
     denominator turns negative once ``alpha > 1 - eps``).
     """
-    b = bridge(plan, atoms)
-    adjacent = _adjacent(bimodal)
-    alpha = b[adjacent].sum()
+    atoms = np.asarray(atoms, dtype=np.float64)
+    alpha, beta = bridge_sums(plan.mass, atoms[plan.rows], atoms[plan.cols], bimodal[plan.rows], bimodal[plan.cols])
     eps = (bimodal * total_energy).sum() / total_energy.sum()
     if denominator == "printed":
         return float(alpha / eps * (1 - eps) / ((1 - eps) - alpha))
     if denominator == "mass":
-        return float((alpha / eps) / (b[~adjacent].sum() / (1 - eps)))
+        return float((alpha / eps) / (beta / (1 - eps)))
     raise ValueError(f"FDA denominator must be one of {FDA_DENOMINATORS}, got {denominator!r}")

@@ -21,7 +21,7 @@ from scipy import sparse
 from tqdm import tqdm
 
 from ..align import Alignment, CoactivationStats
-from ..align.hungarian import sparse_cross
+from ..align.hungarian import accumulate_cross
 from ..sae import PairedSAE
 from ..store import EmbeddingStore, PairBatch
 from ..strict import from_dict
@@ -214,8 +214,10 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
     components = {side: model.component_of(side) for side in SIDES}
     shared = model.spec.arrangement == "shared"
     recon = {side: general.ReconstructionStats(mean=data.means[i]) for i, side in enumerate(SIDES)}
-    paired = CoactivationStats.empty(model.side("image").m, model.side("text").m)  # energies and Sigma
-    grams = {c: np.zeros((model.side(s).m,) * 2) for s, c in components.items()}
+    # energies and Sigma; Z^T Z per component. The m x m moments in float32: half the memory, and the
+    # structure metrics built on them need a few digits only
+    paired = CoactivationStats.empty(model.side("image").m, model.side("text").m, dtype=np.float32)
+    grams = {c: np.zeros((model.side(s).m,) * 2, dtype=np.float32) for s, c in components.items()}
     for batch in tqdm(store.iter_batches(opts.batch_size), total=store.n_batches(opts.batch_size),
                       desc="sae metrics", disable=not progress, mininterval=2.0):
         codes = {}
@@ -223,7 +225,7 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
             x = getattr(batch, side)
             x_hat, codes[side] = run(side, x)
             recon[side].update(x, x_hat, codes[side])
-            grams[components[side]] += sparse_cross(codes[side], codes[side])
+            accumulate_cross(grams[components[side]], codes[side], codes[side])
         paired.update(codes["image"], codes["text"])
     energy = {"image": paired.sumsq_image / paired.n, "text": paired.sumsq_text / paired.n}
     rows = []
@@ -242,11 +244,13 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
         if side == "text" and shared:
             continue
         e = (energy["image"] + energy["text"]) / 2 if shared else energy[side]
-        for metric, value in {**general.dictionary_structure(run.atoms(side), e),
-                              **general.coactivation_structure(grams[component], run.atoms(side))}.items():
+        structure = {**general.dictionary_structure(run.atoms(side), e),
+                     **general.coactivation_structure(grams.pop(component), run.atoms(side))}  # consumes Z^T Z
+        for metric, value in structure.items():
             add(metric, value, component=component)
     if shared:
-        for metric, value in _modality_rows(run, data, energy, paired.cross / paired.n, opts).items():
+        paired.cross /= paired.n       # Sigma, in place; _modality_rows releases it before FDA's transport plan
+        for metric, value in _modality_rows(run, data, energy, paired, opts).items():
             add(metric, value)
         if alignment is not None:
             add("self_match_rate", heterogeneity.self_match_rate(alignment.perm, alignment.matched))
@@ -265,8 +269,9 @@ def alignment_methods(model: PairedSAE, alignment: Alignment | None) -> dict[str
     return methods
 
 
-def _modality_rows(run: SAERun, data: EvalSet, energy: dict, cross_moment: np.ndarray, opts: EvalOptions) -> dict:
-    """ISO E.2.2 on one dictionary: share of bimodal latents and of their energy, p_acc, rho, FDA, delta_r@1."""
+def _modality_rows(run: SAERun, data: EvalSet, energy: dict, paired: CoactivationStats, opts: EvalOptions) -> dict:
+    """ISO E.2.2 on one dictionary: share of bimodal latents and of their energy, p_acc, rho, FDA, delta_r@1.
+    ``paired.cross`` holds ``Sigma``; it is released once rho is computed (the transport plan needs the room)."""
     atoms = normalised(run.atoms("image"))
     total = (energy["image"] + energy["text"]) / 2
     live = total > 0
@@ -274,6 +279,8 @@ def _modality_rows(run: SAERun, data: EvalSet, energy: dict, cross_moment: np.nd
     bimodal = modality.bimodal_mask(mu, opts.tau)
     accuracy = np.zeros(len(atoms))
     accuracy[live] = modality.probe_accuracy(atoms[live], data.head.image, data.head.text, mu[live], opts.tau, opts.probe)
+    rho = modality.functional_alignment(paired.cross, atoms, bimodal)
+    paired.cross = None
     plan = modality.transport_plan(energy["image"], energy["text"], atoms, solver=opts.ot_solver)
     full = bimodal_only = 0.0
     for batch in data.store.iter_batches(opts.recall_batch):
@@ -284,7 +291,7 @@ def _modality_rows(run: SAERun, data: EvalSet, energy: dict, cross_moment: np.nd
     return {"live_latents": live.sum(), "bimodal_share": bimodal[live].mean() if live.any() else 0.0,
             "bimodal_energy_share": (bimodal * total).sum() / total.sum(),
             "p_acc": modality.probing_score(accuracy[live], bimodal[live], total[live]),
-            "rho": modality.functional_alignment(cross_moment, atoms, bimodal),
+            "rho": rho,
             "fda": modality.fda(plan, atoms, bimodal, total, opts.fda_denominator),
             "delta_r@1": (full - bimodal_only) / len(data.store)}
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 from scipy.optimize import linear_sum_assignment
 
 from .dictionary import _unit_rows
@@ -46,12 +47,16 @@ def _ranks(spectrum: np.ndarray) -> tuple[float, float]:
     return float((s ** 2).sum() / s[0] ** 2), float(np.exp(-(p * np.log(p)).sum()))
 
 
-def coherence(atoms: np.ndarray) -> float:
-    """``max_{i != j} D_i^T D_j`` over unit-normalised atoms (rows), signed as in ISO E.2.1."""
+def coherence(atoms: np.ndarray, block: int = 1024) -> float:
+    """``max_{i != j} D_i^T D_j`` over unit-normalised atoms (rows), signed as in ISO E.2.1; ``D D^T`` in
+    row blocks, never whole."""
     unit = _unit_rows(atoms)
-    gram = unit @ unit.T
-    np.fill_diagonal(gram, -np.inf)
-    return float(gram.max())
+    best = -np.inf
+    for start in range(0, len(unit), block):
+        gram = unit[start:start + block] @ unit.T
+        gram[np.arange(len(gram)), start + np.arange(len(gram))] = -np.inf
+        best = max(best, float(gram.max()))
+    return best
 
 
 def weighted_dictionary(atoms: np.ndarray, energy: np.ndarray) -> np.ndarray:
@@ -75,7 +80,8 @@ def coactivation_structure(gram: np.ndarray, atoms: np.ndarray) -> dict[str, flo
     """Structure in Z (ISO E.2.1) from ``G = Z^T Z`` (``K x K``, over all evaluation codes).
 
     Columns of Z are normalised first (``G_ij / sqrt(G_ii G_jj)``) and dead latents dropped, so ``K``
-    counts live latents.
+    counts live latents. ``gram`` is consumed (normalised in place) when every latent is live and it is
+    float32: the caller's ``m x m`` buffer is reused rather than copied.
 
     * connectivity ``= 1 - ||Z^T Z||_0 / K^2``, exactly as printed (the text calls higher values
       "more combinations", which this formula rewards the other way; we keep the formula);
@@ -84,15 +90,46 @@ def coactivation_structure(gram: np.ndarray, atoms: np.ndarray) -> dict[str, flo
     """
     diag = np.diagonal(gram).astype(np.float64)
     live = diag > 0
-    g = np.asarray(gram, dtype=np.float64)[np.ix_(live, live)]
-    scale = 1.0 / np.sqrt(diag[live])
-    g = g * scale[:, None] * scale[None, :]
-    k = len(g)
-    unit = _unit_rows(atoms[live])
-    interference = np.maximum(-(g * (unit @ unit.T)), 0.0)
-    stable, effective = _ranks(np.linalg.eigvalsh(g))
-    return {"connectivity": 1.0 - np.count_nonzero(g) / k ** 2, "stable_rank_z": stable, "effective_rank_z": effective,
-            "negative_interference": float(np.abs(np.linalg.eigvalsh(interference)).max()) if k else 0.0}
+    k = int(live.sum())
+    if not k:
+        return {"connectivity": 1.0, "stable_rank_z": 0.0, "effective_rank_z": 0.0, "negative_interference": 0.0}
+    scale = (1.0 / np.sqrt(diag[live])).astype(np.float32)
+    g = np.array(gram[np.ix_(live, live)], dtype=np.float32) if k < len(diag) else np.asarray(gram, dtype=np.float32)
+    g *= scale[:, None]
+    g *= scale[None, :]
+    connectivity = 1.0 - np.count_nonzero(g) / k ** 2
+    # ReLU(-(Z^T Z) * (D D^T)) into a second buffer (D D^T in row blocks), then the spectrum of Z^T Z in place
+    interference = np.empty_like(g)
+    unit = _unit_rows(atoms[live]).astype(np.float32)
+    for start in range(0, k, 1024):
+        rows = slice(start, start + 1024)
+        np.multiply(g[rows], -(unit[rows] @ unit.T), out=interference[rows])
+        np.maximum(interference[rows], 0.0, out=interference[rows])
+    eigenvalues = scipy.linalg.eigh(g, eigvals_only=True, overwrite_a=True, check_finite=False, driver="evd")
+    del g
+    stable, effective = _ranks(eigenvalues.astype(np.float64))
+    return {"connectivity": connectivity, "stable_rank_z": stable, "effective_rank_z": effective,
+            "negative_interference": spectral_norm_nonnegative(interference)}
+
+
+def spectral_norm_nonnegative(m: np.ndarray, tol: float = 1e-6, max_iter: int = 1000) -> float:
+    """``||M||_2`` of a symmetric matrix with non-negative entries: its largest eigenvalue (Perron-Frobenius),
+    by power iteration from the all-ones vector, in ``O(m^2)`` per step (a full eigendecomposition of an
+    ``m x m`` matrix is ``O(m^3)``)."""
+    if not m.any():
+        return 0.0
+    v = np.ones(len(m), dtype=np.float64) / np.sqrt(len(m))
+    value = 0.0
+    for _ in range(max_iter):
+        w = m @ v
+        new = float(np.linalg.norm(w))
+        if new == 0.0:
+            return 0.0
+        v = w / new
+        if abs(new - value) <= tol * new:
+            return new
+        value = new
+    return value
 
 
 def insertion_deletion(x: np.ndarray, values: np.ndarray, atoms: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,8 @@ For a concept (a COCO object category):
 
 4. scores, averaged over the sources: the change in cosine to the concept's mean caption embedding
    ``t_c``, ``cos(x', t_c) - cos(x, t_c)`` (``delta_cos``); the cosine to the source itself
-   (``preserve``); and retrieval among all test images by cosine to ``x'`` (the source left out), a hit
+   (``preserve``) - in ``latent`` mode at ``alpha = 0``, ``x'`` is the SAE's reconstruction of ``x``, so both
+   also show what the round trip through the SAE costs; and retrieval among all test images by cosine to ``x'`` (the source left out), a hit
    being an image that contains the concept: mean average precision (``map``) and mean reciprocal
    rank (``mrr``).
 """

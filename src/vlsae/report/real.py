@@ -44,8 +44,9 @@ def _seed_stats(tidy: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def _wide(stats: pd.DataFrame, index: list[str], columns: str) -> pd.DataFrame:
     """``stats`` (of :func:`_seed_stats`) with one column per value of ``columns``, each followed by its
     ``_std`` column."""
-    mean = stats.pivot_table(index=index, columns=columns, values="mean", dropna=False)
-    std = stats.pivot_table(index=index, columns=columns, values="std", dropna=False).reindex(columns=mean.columns)
+    mean = stats.pivot_table(index=index, columns=columns, values="mean")   # only the combinations that exist
+    std = stats.pivot_table(index=index, columns=columns, values="std", dropna=False).reindex(index=mean.index,
+                                                                                              columns=mean.columns)
     wide = pd.concat({"mean": mean, "std": std}, axis=1)
     wide.columns = [c if stat == "mean" else f"{c}_std" for stat, c in wide.columns]
     wide = wide[[c for col in mean.columns for c in (col, f"{col}_std")]].reset_index()

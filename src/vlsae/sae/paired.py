@@ -36,6 +36,8 @@ class SAESpec:
     aux: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.latents < 2:
+            raise ValueError(f"latents must be >= 2, got {self.latents}")
         build_aux_losses(self.aux)
         if self.arrangement not in ARRANGEMENTS:
             raise ValueError(f"arrangement must be one of {ARRANGEMENTS}, got {self.arrangement!r}")

@@ -25,13 +25,19 @@ reconstruct the detached residual ``e = x - x_hat``, with loss
 Several SAEs that read the same data with the same seed train in one pass
 (:func:`train_paired_saes`): each batch is read once and every model takes its step on it, with
 results bit-identical to training them one by one. Data order is a pure function of
-``(seed, epoch)``, random masks have their own saved generator, and checkpoints are atomic, so a
-run killed at any point resumes to the same final weights as an uninterrupted one.
+``(seed, epoch)``, random masks have their own saved generator, and checkpoints are atomic and
+hold the open logging window, so a run killed at any point resumes to the same final weights and
+the same ``log.csv`` as an uninterrupted one. A checkpoint records what it was made for (the SAE
+spec, the training config, the seed, the store's manifest hash): one made for anything else is
+ignored with a warning naming what differs, never resumed. Checkpoints load with
+``torch.load(weights_only=True)``, so a planted pickle cannot run code.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import pickle
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,12 +49,13 @@ from tqdm import tqdm
 
 from ..atomic import atomic_path, write_frame
 from ..device import resolve_device
-from ..store import EmbeddingStore
+from ..store import MANIFEST, EmbeddingStore, file_digest
 from ..strict import from_dict
 from .base import Code, SparseAutoencoder
 from .losses import build_aux_losses
 from .paired import PairedSAE, SAESpec
 
+log = logging.getLogger(__name__)
 CHECKPOINT, LOG = "checkpoint.pt", "log.csv"
 SIDES = ("image", "text")
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -83,8 +90,16 @@ class TrainConfig:
         for key, allowed in (("schedule", SCHEDULES), ("reconstruction", RECONSTRUCTIONS), ("grad_clip_scope", CLIP_SCOPES)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"training.{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        for key in ("epochs", "batch_size", "log_every", "checkpoint_every", "auxk_k", "dead_after"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"training.{key} must be >= 1, got {getattr(self, key)}")
         if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be >= 1 or null, got {self.steps}")
+            raise ValueError(f"training.steps must be >= 1 or null, got {self.steps}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.auxk_coeff < 0 or not 0 <= self.warmup_fraction <= 1:
+            raise ValueError(f"training needs lr > 0, weight_decay >= 0, auxk_coeff >= 0, warmup_fraction in [0, 1]; "
+                             f"got {self.lr}, {self.weight_decay}, {self.auxk_coeff}, {self.warmup_fraction}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"training.grad_clip must be > 0 or null, got {self.grad_clip}")
         object.__setattr__(self, "betas", tuple(self.betas))
 
     @classmethod
@@ -146,8 +161,10 @@ def auxk_loss(sae: SparseAutoencoder, x: torch.Tensor, x_hat: torch.Tensor, dead
 class _Run:
     """One model in training: optimiser, schedule, aux losses, mask RNG, dead-latent clocks, log."""
 
-    def __init__(self, spec: SAESpec, out_dir: Path, d: int, cfg: TrainConfig, seed: int, total: int, dev):
+    def __init__(self, spec: SAESpec, out_dir: Path, d: int, cfg: TrainConfig, seed: int, total: int, dev,
+                 store_id: str = ""):
         self.spec, self.out_dir, self.cfg, self.total = spec, Path(out_dir), cfg, total
+        self.identity = {"sae": asdict(spec), "training": asdict(cfg), "seed": seed, "d": d, "store": store_id}
         torch.manual_seed(seed)
         self.model = PairedSAE(spec, d).to(dev).train()
         self.opt = torch.optim.AdamW(_param_groups(self.model, cfg), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
@@ -160,13 +177,27 @@ class _Run:
         self.step, self.rows, self.window = 0, [], _Window(self.model)
         ckpt = self.out_dir / CHECKPOINT
         if ckpt.exists():
-            state = torch.load(ckpt, map_location=dev, weights_only=False)
-            self.model.load_state_dict(state["model"])
-            self.opt.load_state_dict(state["optimizer"])
-            self.sched.load_state_dict(state["scheduler"])
-            self.rng.set_state(state["rng"].cpu())
-            self.idle = state["idle"]
-            self.step, self.rows = state["step"], state["log"]
+            try:
+                state = torch.load(ckpt, map_location=dev, weights_only=True)
+            except pickle.UnpicklingError as e:
+                raise ValueError(f"{ckpt} is not a vlsae checkpoint (it holds objects that would run code when "
+                                 f"loaded); it was not loaded - delete it to start over ({str(e).splitlines()[0]})") from e
+            self._resume(state, ckpt)
+
+    def _resume(self, state: dict, path: Path) -> None:
+        """Continue from ``state`` if it was made for this run; otherwise warn and start fresh."""
+        made_for = state.get("identity", {})
+        differs = sorted(k for k in self.identity.keys() | made_for.keys() if self.identity.get(k) != made_for.get(k))
+        if differs:
+            log.warning("%s was made for a different %s; starting this run from scratch", path, ", ".join(differs))
+            return
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.rng.set_state(state["rng"].cpu())
+        self.idle = state["idle"]
+        self.step, self.rows = state["step"], state["log"]
+        self.window.load(state["window"])
 
     def train_step(self, inputs: dict[str, torch.Tensor], epoch: int, autocast) -> None:
         model, cfg = self.model, self.cfg
@@ -210,9 +241,9 @@ class _Run:
             self.rows.append({"step": self.step, "epoch": epoch, "lr": self.sched.get_last_lr()[0], **self.window.flush()})
         if self.step % cfg.checkpoint_every == 0 and self.step < self.total:
             with atomic_path(self.out_dir / CHECKPOINT) as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": self.opt.state_dict(), "idle": self.idle,
-                            "scheduler": self.sched.state_dict(), "rng": self.rng.get_state(),
-                            "step": self.step, "log": self.rows}, tmp)
+                torch.save({"identity": self.identity, "model": model.state_dict(), "optimizer": self.opt.state_dict(),
+                            "idle": self.idle, "scheduler": self.sched.state_dict(), "rng": self.rng.get_state(),
+                            "step": self.step, "log": self.rows, "window": self.window.state()}, tmp)
 
     @torch.no_grad()
     def _tick_idle(self, codes: dict[str, Code], batch: int) -> None:
@@ -257,7 +288,8 @@ def train_paired_saes(
     if steps_per_epoch == 0:
         raise ValueError(f"{store.root} has {store.n_pairs} pairs, fewer than batch_size={cfg.batch_size}")
     total = cfg.total_steps(steps_per_epoch)
-    trainees = [_Run(spec, out_dir, store.dim, cfg, seed, total, dev) for spec, out_dir in runs]
+    store_id = file_digest(store.root / MANIFEST)
+    trainees = [_Run(spec, out_dir, store.dim, cfg, seed, total, dev, store_id) for spec, out_dir in runs]
     start = min(t.step for t in trainees)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
     names = ", ".join(t.spec.slug for t in trainees)
@@ -302,6 +334,13 @@ class _Window:
     def reset(self) -> None:
         self.n, self.sums = 0, {}
         self.fired = {name: None for name in self.model.saes}
+
+    def state(self) -> dict:
+        """The open interval, for a checkpoint: a resumed run logs the same rows as an uninterrupted one."""
+        return {"n": self.n, "sums": dict(self.sums), "fired": dict(self.fired)}
+
+    def load(self, state: dict) -> None:
+        self.n, self.sums, self.fired = state["n"], dict(state["sums"]), dict(state["fired"])
 
     def update(self, codes: dict[str, Code], loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
         self.n += 1
