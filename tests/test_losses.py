@@ -28,12 +28,38 @@ def test_iso_energy_is_minus_mean_paired_cosine():
     assert IsoEnergy(weight=1.0, normalize=False)(IMG, TXT).item() == pytest.approx(-3.0)
 
 
-def test_iso_energy_top1_mask():
-    # masking each code's largest entry: pair 1 -> (3,0,0,0) vs (0,0,0,0): cos 0;
-    # pair 2 -> (0,0,0,0) vs one of the two 2s left: cos 0
+def test_iso_energy_top1_mask_zeroes_both_top1_latents_in_both_codes():
+    # pair 1: image top-1 is latent 2 (4), text top-1 latent 2 too: both codes lose latent 2 ->
+    #   (3,0,0,0) vs (0,0,0,0): cos 0
+    # pair 2: image top-1 latent 1, text top-1 latent 1 (first of the two 2s): both lose latent 1 ->
+    #   (0,0,0,0) vs (0,0,0,2): cos 0
     assert IsoEnergy(weight=1.0, mask_top1=True)(IMG, TXT).item() == pytest.approx(0.0)
-    b = Code(torch.tensor([[3.0, 0.0, 4.0, 0.0]]), None, M)
-    assert IsoEnergy(weight=1.0, mask_top1=True)(b, b).item() == pytest.approx(-1.0)
+    # the two top-1 latents differ: image (1, 5, 2, 0) top-1 = 1, text (1, 0, 2, 3) top-1 = 3; both codes
+    # lose latents 1 and 3 -> (1, 0, 2, 0) vs (1, 0, 2, 0): cos 1
+    img, txt = Code(torch.tensor([[1.0, 5, 2, 0]]), None, M), Code(torch.tensor([[1.0, 0, 2, 3]]), None, M)
+    assert IsoEnergy(weight=1.0, mask_top1=True)(img, txt).item() == pytest.approx(-1.0)
+    # image (2, 3, 0, 1), text (2, 1, 0, 3): latents 1 and 3 go from both -> (2,0,0,0) vs (2,0,0,0): cos 1;
+    # each code losing only its own largest entry would leave (2,0,0,1) vs (2,1,0,0): cos 0.8
+    img, txt = Code(torch.tensor([[2.0, 3, 0, 1]]), None, M), Code(torch.tensor([[2.0, 1, 0, 3]]), None, M)
+    assert IsoEnergy(weight=1.0, mask_top1=True)(img, txt).item() == pytest.approx(-1.0)
+    # the same on sparse codes
+    assert IsoEnergy(weight=1.0, mask_top1=True)(_sparse(img, 3), _sparse(txt, 3)).item() == pytest.approx(-1.0)
+
+
+def test_top1_mask_on_matching_pursuit_codes_with_repeated_indices():
+    from vlsae.sae.losses import mask_top1, top1_index
+
+    # MP picked latent 0 twice (1.5 + 1.5 = 3 on the dense code), latent 2 once with 2.5: the top-1 is
+    # latent 0, which no single entry reveals; text: latent 2 (value 4); latent 1 negative
+    img = Code(torch.tensor([[1.5, 2.5, 1.5, -0.5]]), torch.tensor([[0, 2, 0, 1]]), M)
+    txt = Code(torch.tensor([[4.0, 1.0, 0.0, 0.0]]), torch.tensor([[2, 3, 0, 0]]), M)
+    assert top1_index(img).tolist() == [0] and top1_index(txt).tolist() == [2]
+    a, b = mask_top1(img, txt)
+    assert a.dense().tolist() == [[0.0, -0.5, 0.0, 0.0]] and b.dense().tolist() == [[0.0, 0.0, 0.0, 1.0]]
+    # a code without a positive entry masks nothing of its own (the dense argmax is a zero entry)
+    neg = Code(torch.tensor([[-1.0, -2.0]]), torch.tensor([[1, 3]]), M)
+    assert top1_index(neg).tolist() == [-1]
+    assert mask_top1(neg, txt)[0].dense().tolist() == [[0.0, -1.0, 0.0, -2.0]]
 
 
 def test_sparse_inner_product_handles_repeats_and_disjoint_supports():

@@ -16,10 +16,34 @@ from ..strict import from_dict
 from .base import Code
 
 
-def _masked_top1(code: Code) -> Code:
-    """Zero each sample's largest-magnitude entry (the reference code's top-1 masking)."""
-    top = code.values.abs().argmax(-1, keepdim=True)
-    return Code(code.values.scatter(-1, top, 0.0), code.indices, code.m)
+def top1_index(code: Code) -> torch.Tensor:
+    """Per sample, the latent of the code's largest (signed) entry on the dense code, where repeated
+    Matching Pursuit indices add up; -1 where no entry is positive (the dense argmax then falls on a
+    zero entry, whose masking changes nothing)."""
+    if code.indices is None:
+        value, index = code.values.max(-1)
+    else:
+        value, slot = _at(_same(code, code), code).max(-1)
+        index = code.indices.gather(1, slot[:, None])[:, 0]
+    return torch.where(value > 0, index, torch.full_like(index, -1))
+
+
+def without_latents(code: Code, drop: torch.Tensor) -> Code:
+    """``code`` with every entry of the latents ``drop`` (``B x j``, -1 for none) set to zero."""
+    if code.indices is None:
+        hit = torch.zeros(code.values.shape[0], code.m + 1, device=code.values.device)
+        hit.scatter_(1, drop + 1, 1.0)                       # column 0 collects the -1s
+        return Code(code.values * (1 - hit[:, 1:]), None, code.m)
+    keep = ~(code.indices[:, :, None] == drop[:, None, :]).any(-1)
+    return Code(code.values * keep, code.indices, code.m)
+
+
+def mask_top1(z_img: Code, z_txt: Code) -> tuple[Code, Code]:
+    """The masking of both authors' codes (ISO ``src/losses.py`` ``alignment_penalty``, HET
+    ``iso_alignment_penalty``): the top-1 latent of the image code and that of the text code are both
+    zeroed in *both* codes."""
+    drop = torch.stack([top1_index(z_img), top1_index(z_txt)], dim=1)
+    return without_latents(z_img, drop), without_latents(z_txt, drop)
 
 
 def inner(a: Code, b: Code) -> torch.Tensor:
@@ -52,7 +76,8 @@ class IsoEnergy:
 
     ``Zt`` are the l2-normalised codes, so the loss is minus the mean cosine between paired codes.
     ``normalize=False`` gives the raw inner product ``-(1/b) sum_b z_img . z_txt`` analysed in HET
-    Prop. 4. ``mask_top1`` zeroes each code's largest entry first, as the public SAE-A code does.
+    Prop. 4. ``mask_top1`` first zeroes, in both codes, the top-1 latent of the image code and that of
+    the text code (:func:`mask_top1`), as both authors' codes do.
     """
 
     weight: float
@@ -62,7 +87,7 @@ class IsoEnergy:
 
     def __call__(self, z_img: Code, z_txt: Code) -> torch.Tensor:
         if self.mask_top1:
-            z_img, z_txt = _masked_top1(z_img), _masked_top1(z_txt)
+            z_img, z_txt = mask_top1(z_img, z_txt)
         dot = inner(z_img, z_txt)
         if self.normalize:
             norms = inner(z_img, z_img).clamp_min(1e-12).sqrt() * inner(z_txt, z_txt).clamp_min(1e-12).sqrt()
