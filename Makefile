@@ -19,7 +19,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test setup clean cost
+.PHONY: run test setup clean cost claims
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -42,6 +42,15 @@ test: $(TEST_STAMP)
 # Estimated jobs and GPU/CPU-hours of a config before launching it (default: config/paper.yaml).
 cost: $(STAMP)
 	python benchmarks/estimate_cost.py $(ARGS)
+
+# Snapshot the scorecards of the default run and of the HET authors' options run (if built) into
+# docs/claims/, and regenerate README.md's claims section from them.
+CLAIM_RUNS := results/tables/claims.csv:default results/het_fig6_authors/tables/claims.csv:het_fig6_authors
+claims: $(STAMP)
+	mkdir -p docs/claims
+	for run in $(CLAIM_RUNS); do src=$${run%%:*}; name=$${run##*:}; \
+	  if [ -f "$$src" ]; then cp "$$src" "docs/claims/$$name.csv"; fi; done
+	vlsae claims-readme $$(ls docs/claims/default.csv docs/claims/het_fig6_authors.csv 2>/dev/null)
 
 clean:
 	rm -rf results .snakemake

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from vlsae.align import Alignment, CoactivationStats, align_paired_sae, hungarian_permutation
@@ -87,3 +88,13 @@ def test_align_paired_sae_recovers_swapped_text_sae(tmp_path):
     assert alignment.pair_counts[-1, 0] >= live.sum()
     alignment.save(tmp_path / "alignment.npz")
     assert np.array_equal(Alignment.load(tmp_path / "alignment.npz").pair_counts, alignment.pair_counts)
+
+
+def test_absolute_matching_is_the_authors_sum_of_abs_correlations():
+    corr = np.array([[-0.9, 0.2], [0.1, -0.8]])
+    kept = corr.copy()
+    perm, _ = hungarian_permutation(corr, np.ones(2, bool), np.ones(2, bool), matching="absolute")
+    np.testing.assert_array_equal(perm, [0, 1])  # |-0.9| + |-0.8| beats 0.2 + 0.1
+    np.testing.assert_array_equal(corr, kept)      # the caller's C comes back signed
+    with pytest.raises(ValueError, match="matching"):
+        hungarian_permutation(corr, np.ones(2, bool), np.ones(2, bool), matching="best")

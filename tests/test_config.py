@@ -33,7 +33,18 @@ def test_paper_config_is_exact(repo):
     assert het["sae"]["latents"] == 8192 and het["sae"]["params"] == {"k": 16}
     fig6 = cfg["het_fig6"]
     assert fig6["alpha"] == 0.5 and fig6["multipliers"] == [1 / 64, 1 / 4, 1, 4, 64]
-    assert fig6["losses"] == {"iso_energy": {"weight": 0.03}, "group_sparse": {"weight": 0.05}}
+    assert fig6["losses"] == {"iso_energy": {"weight": 0.03, "mask_top1": True}, "group_sparse": {"weight": 0.05}}
+    f6 = fig6["training"]  # the HET authors' objective, on which their weights are centred
+    assert (f6["reconstruction"], f6["weight_decay"], f6["grad_clip"], f6["weight_decay_biases"]) == ("fvu", 1e-5, 1.0, False)
+    assert (fig6["metrics"], fig6["matching"]) == ({"reconstruction": "mse", "feature_recovery": "topk"}, "signed")
+    iso = cfg["iso_toy"]  # the ISO authors' toy run (0_DGP.ipynb)
+    assert iso["dgp"] == {"d": 512, "k": 10, "L": 10, "tau2": 0.4, "construction": "toy_general", "coherence": 0.5}
+    assert (iso["n_train"], iso["n_eval"], iso["seeds"], iso["sae"]) == (10000, 10000, [0, 1, 2], {"atoms": "bimodal",
+                                                                                              "selection": "signed"})
+    it = iso["training"]
+    assert (it["lr"], it["batch_size"], it["epochs"], it["grad_clip"], it["reconstruction"], it["decoder_grad"]) == \
+        (5e-4, 512, 500, 1.0, "element_mean", "full")
+    assert iso["alignment"] == {"weight": 5e-5, "mask_top1": True}
     t = het["training"]
     assert (t["batch_size"], t["epochs"], t["weight_decay"], t["warmup_fraction"], t["schedule"]) == (256, 10, 0.0, 0.0, "constant")
 

@@ -65,3 +65,32 @@ def test_unnormalised_pairs_follow_the_model():
     x, y = embed_pairs(z, gt, dgp, np.random.default_rng(2))
     np.testing.assert_allclose(x, z @ gt.phi.T, atol=1e-5)
     np.testing.assert_allclose(y, z @ gt.psi.T, atol=1e-5)
+
+
+def test_eq1_draws_one_code_for_both_modalities():
+    from vlsae.synth.het import sample_pair_codes
+
+    z_image, z_text = sample_pair_codes(HetDGP(**SMALL), 500, np.random.default_rng(0))
+    assert z_image is z_text
+
+
+def test_authors_data_draw_independent_shared_coefficients_and_min_active():
+    """``shared_codes: independent``: one support, two coefficients for a shared concept; unimodal blocks
+    identical. ``min_active: 1``: every pair shows a shared, an image-only and a text-only concept."""
+    from vlsae.synth.het import sample_pair_codes
+
+    dgp = HetDGP(**SMALL, sparsity=0.99, shared_codes="independent", min_active=1)
+    z_image, z_text = sample_pair_codes(dgp, 20_000, np.random.default_rng(0))
+    types = dgp.concept_types()
+    shared = types == SHARED
+    np.testing.assert_array_equal(z_image[:, shared] > 0, z_text[:, shared] > 0)
+    np.testing.assert_array_equal(z_image[:, ~shared], z_text[:, ~shared])
+    on = z_image[:, shared] > 0
+    assert np.corrcoef(z_image[:, shared][on], z_text[:, shared][on])[0, 1] == pytest.approx(0.0, abs=0.05)
+    for t in (SHARED, IMAGE_ONLY, TEXT_ONLY):
+        assert ((z_image[:, types == t] > 0).sum(1) >= 1).all()
+    # at s = 0.99 a 32-concept block is empty with probability 0.99^32 = 0.72 and then gets exactly one
+    assert ((z_image[:, types == IMAGE_ONLY] > 0).sum(1) == 1).mean() == pytest.approx(
+        0.99**32 + 32 * 0.01 * 0.99**31, abs=0.02)
+    with pytest.raises(ValueError, match="shared_codes"):
+        HetDGP(shared_codes="both")

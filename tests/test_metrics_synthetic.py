@@ -55,3 +55,65 @@ def test_true_code_alignment_error_closed_forms():
     expected = 1.0 - quad(lambda t: 1.0 / ((1 + t) ** 2 * np.sqrt(1 + t * t)), 0, np.inf)[0]
     dgp = HetDGP(n_shared=1, n_image=1, n_text=0, sparsity=0.0)
     assert true_code_alignment_error(dgp, n_samples=400_000) == pytest.approx(expected, abs=2e-3)
+
+
+def test_fvu_by_hand():
+    from vlsae.metrics.synthetic import fvu
+
+    x = np.array([[1.0, 0.0], [-1.0, 0.0]])      # mean 0, total variance 2
+    assert fvu(x, np.zeros_like(x)) == pytest.approx(1.0)
+    assert fvu(x, 0.5 * x) == pytest.approx(0.25)
+    assert fvu(x + 5.0, x + 5.0) == pytest.approx(0.0)  # the mean is not explained for free
+
+
+def test_authors_top1_feature_recovery_by_hand():
+    """``compute_gre_top1``: the largest ReLU pre-activation alone decodes the feature (b_dec not subtracted)."""
+    import torch
+
+    from vlsae.metrics.synthetic import top1_reconstruction
+    from vlsae.sae import PairedSAE, SAESpec
+
+    model = PairedSAE(SAESpec(architecture="topk", latents=3, params={"k": 2}), 2)
+    sae = model.side("image")
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        sae.b_enc.copy_(torch.tensor([0.0, 0.0, -1.5]))
+        sae.W_dec.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]))
+        sae.b_dec.copy_(torch.tensor([0.1, 0.0]))
+    g = np.array([[2.0, 1.0], [0.0, 0.5]])
+    # row 0: pre = (2, 1, 1.5) -> latent 0 at 2 -> (2.1, 0); row 1: pre = (0, 0.5, 0) -> latent 1 -> (0.1, 0.5)
+    np.testing.assert_allclose(top1_reconstruction(model, "image", g), [[2.1, 0.0], [0.1, 0.5]], atol=1e-6)
+
+
+def test_het_metric_options_are_checked():
+    from vlsae.metrics.synthetic import HetMetrics
+
+    with pytest.raises(ValueError, match="feature_recovery"):
+        HetMetrics(feature_recovery="top2")
+
+
+def test_evaluate_het_reports_both_definitions_and_uses_the_chosen_one(tmp_path):
+    from vlsae.metrics.synthetic import DEFINITIONS, HetMetrics, evaluate_het, fvu
+    from vlsae.sae import PairedSAE, SAESpec
+    from vlsae.store import EmbeddingStore
+    from vlsae.synth.het import GroundTruth, write_het_dataset
+
+    dgp = HetDGP(d=16, n_shared=16, n_image=8, n_text=8, alpha=0.5)
+    write_het_dataset(dgp, tmp_path, n_train=10, n_eval=600, seed=0)
+    gt, store = GroundTruth.load(tmp_path / "ground_truth.npz"), EmbeddingStore(tmp_path / "eval")
+    model = PairedSAE(SAESpec(latents=64, params={"k": 2}), 16).eval()
+    paper = evaluate_het(model, gt, store)
+    authors = evaluate_het(model, gt, store, metrics=HetMetrics("fvu", "top1"))
+    assert all(paper[k] == authors[k] for k in DEFINITIONS)
+    assert paper["reconstruction_error"] == paper["reconstruction_error_mse"]
+    assert authors["reconstruction_error"] == authors["reconstruction_error_fvu"]
+    assert authors["feature_recovery_error"] == authors["feature_recovery_error_top1"]
+    # FVU by hand: batches of 256, 256 and 88 pairs, per modality, averaged
+    batches = list(store.iter_batches(600))[0]
+    import torch
+    with torch.no_grad():
+        x_hat = {s: model.side(s)(torch.from_numpy(getattr(batches, s)))[0].numpy() for s in ("image", "text")}
+    edges = [(0, 256), (256, 512), (512, 600)]
+    by_hand = np.mean([0.5 * (fvu(batches.image[a:b], x_hat["image"][a:b]) + fvu(batches.text[a:b], x_hat["text"][a:b]))
+                       for a, b in edges])
+    assert authors["reconstruction_error_fvu"] == pytest.approx(by_hand, rel=1e-5)

@@ -50,23 +50,39 @@ def test_fig6_table_multipliers_and_claims():
 
 
 def _table5_rows(mma_exp2_sae_a, w_exp2_sae_a=0.2):
+    """Tidy eval-iso rows: each experiment scored on its truth; the other truth gets worse values."""
     values = {("exp1", "SAE"): (0.2, 0.80), ("exp1", "SAE-A"): (0.2, 0.78),
               ("exp2", "SAE"): (0.4, 0.70), ("exp2", "SAE-A"): (w_exp2_sae_a, mma_exp2_sae_a)}
-    return pd.DataFrame([{"experiment": e, "tau1": 0.5, "truth": "t", "model": m, "seed": seed, "metric": metric,
-                          "value": value + 0.01 * seed}
-                         for (e, m), (w, mma) in values.items() for seed in (0, 1, 2)
-                         for metric, value in (("W", w), ("mma", mma), ("r2", 0.99), ("l0", 6.0))])
+    scored = {"exp1": "unimodal", "exp2": "bimodal"}
+    rows = []
+    for (e, m), (w, mma) in values.items():
+        for seed in (0, 1, 2):
+            keys = {"experiment": e, "tau1": 0.5, "scored_truth": scored[e], "model": m, "seed": seed, "sae_id": "s"}
+            rows += [{**keys, "truth": "", "metric": "r2", "value": 0.99}, {**keys, "truth": "", "metric": "l0", "value": 6.0}]
+            for truth in ("bimodal", "unimodal"):
+                worse = 0.0 if truth == scored[e] else 0.3
+                rows += [{**keys, "truth": truth, "metric": metric, "value": value + 0.01 * seed}
+                         for metric, value in (("W", w + worse), ("mma", mma - worse), ("W_as_coded", w),
+                                               ("mma_as_coded", 0.1), ("W_hungarian", 0.5), ("mma_hungarian", 0.5))]
+    return pd.DataFrame(rows)
 
 
-def test_table5_means_over_seeds_and_claims():
+def test_table5_means_over_seeds_and_claims(tmp_path):
+    from vlsae.report.iso_toy import write_table5
+
     table = table5(_table5_rows(0.85))
-    row = table.set_index(["experiment", "model"]).loc[("exp2", "SAE-A")]
-    assert row["mma_mean"] == pytest.approx(0.86) and row["mma_std"] == pytest.approx(0.01) and row["seeds"] == 3
+    assert len(table) == 8 and table["scored"].sum() == 4  # 2 experiments x 2 models x 2 truths
+    row = table[table["scored"]].set_index(["experiment", "model"]).loc[("exp2", "SAE-A")]
+    assert row["truth"] == "bimodal" and row["seeds"] == 3 and row["r2_mean"] == pytest.approx(0.99)
+    assert row["mma_mean"] == pytest.approx(0.86) and row["mma_std"] == pytest.approx(0.01)
     lines = iso_claims(table)
-    assert "+0.150" in lines[0] and "**holds**" in lines[0]  # 0.86 - 0.71
+    assert "+0.150" in lines[0] and "**holds**" in lines[0]  # 0.86 - 0.71, on the scored truth only
     assert "0.020" in lines[1] and "**holds**" in lines[1]
     assert "does not hold" in iso_claims(table5(_table5_rows(0.75)))[0]  # margin 0.05 < 0.1
     assert "does not hold" in iso_claims(table5(_table5_rows(0.85, w_exp2_sae_a=0.5)))[0]  # W not lower
+    write_table5(table, str(tmp_path / "t.csv"), str(tmp_path / "t.md"))
+    md = (tmp_path / "t.md").read_text()
+    assert "W (paper)" in md and "W (authors' code)" in md and "0.860 ± 0.010" in md and "0.396" in md
 
 
 def test_monosemanticity_curves_average_sorted_seeds_up_to_the_shortest():
@@ -109,3 +125,20 @@ def test_table1_has_no_rows_for_combinations_that_were_never_measured():
             {**keys, "sae": "pair", "method": "", "seed": 0, "metric": "i2t_r@1", "value": 0.2},
             {**keys, "sae": "pair", "method": "post-hoc", "seed": 0, "metric": "i2t_r@1", "value": 0.4}]
     assert table1(pd.DataFrame(rows))["method"].tolist() == ["shared", "pair", "pair + post-hoc"]
+
+
+def test_fig6_notes_state_the_objective_data_and_metric_definitions():
+    from vlsae.report.het_fig6 import settings_notes
+
+    authors = settings_notes({"training": {"reconstruction": "fvu", "weight_decay": 1e-5, "weight_decay_biases": False,
+                                           "grad_clip": 1.0, "grad_clip_scope": "model"},
+                              "losses": {"iso_energy": {"weight": 0.03, "mask_top1": True}},
+                              "dgp": {"shared_codes": "independent", "min_active": 1},
+                              "metrics": {"reconstruction": "fvu", "feature_recovery": "top1"}, "matching": "absolute"})
+    assert "per-batch FVU" in authors[0] and "weight decay 1e-05 on weights only" in authors[0]
+    assert "gradient clip 1 (model)" in authors[0] and "with the top-1 mask" in authors[0]
+    assert "independent" in authors[1] and "top-1 latent" in authors[2] and "sum |C|" in authors[2]
+    paper = settings_notes({"training": {}, "losses": {"iso_energy": {"weight": 0.03}}, "dgp": {}, "metrics": {},
+                            "matching": "signed"})
+    assert "HET eq. 4" in paper[0] and "no gradient clip" in paper[0] and "without the top-1 mask" in paper[0]
+    assert "HET eq. 1" in paper[1] and "E.3 ii" in paper[2] and "tr(C P)" in paper[2]

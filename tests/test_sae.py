@@ -62,6 +62,24 @@ def test_specific_arrangement_splits_latents_and_slug():
         SAESpec.from_dict({"latent": 4})
 
 
+def test_linear_encoder_init_is_pytorchs_default():
+    """``encoder_init: linear`` (the HET authors' code): W_enc ~ U(-1/sqrt(d), 1/sqrt(d)), b_enc = 0, the
+    decoder its unit-row copy; transpose (the default) ties W_enc to W_dec."""
+    torch.manual_seed(0)
+    d = 64
+    spec = SAESpec(latents=4096, params={"k": 4}, encoder_init="linear")
+    sae = PairedSAE(spec, d).side("image")
+    w = sae.W_enc.detach()
+    assert w.abs().max() <= d ** -0.5 and w.abs().max() > 0.99 * d ** -0.5
+    assert w.var().item() == pytest.approx(1 / (3 * d), rel=0.05)       # variance of U(-b, b) is b^2 / 3
+    torch.testing.assert_close(sae.W_dec.detach(), w / w.norm(dim=1, keepdim=True))
+    assert (sae.b_enc == 0).all() and spec.slug == "topk-k4-m4096-shared-init_linear"
+    default = PairedSAE(SAESpec(latents=64, params={"k": 4}), d).side("image")
+    torch.testing.assert_close(default.W_enc, default.W_dec)
+    with pytest.raises(ValueError, match="has no encoder"):
+        SAESpec(architecture="mp", latents=64, params={"k": 4}, encoder_init="linear")
+
+
 def _store(root, n=2000, d=16, seed=0):
     x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
     with StoreWriter(root, d, shard_pairs=700) as w:
@@ -119,7 +137,7 @@ def test_gradient_clip_scope_and_bias_decay(tmp_path):
     spec = SAESpec(latents=32, arrangement="specific", params={"k": 4})
     norms = {}
     for scope in ("sae", "model"):
-        cfg = TrainConfig(lr=0.0, grad_clip=1.0, grad_clip_scope=scope, weight_decay=0.1, weight_decay_biases=False)
+        cfg = TrainConfig(lr=1e-12, grad_clip=1.0, grad_clip_scope=scope, weight_decay=0.1, weight_decay_biases=False)
         run = _Run(spec, tmp_path / scope, 8, cfg, seed=0, total=10, dev=torch.device("cpu"))
         run.train_step(inputs, 0, torch.autocast("cpu", enabled=False))
         per_sae = [torch.cat([p.grad.flatten() for p in sae.parameters()]).norm() for sae in run.model.components()]

@@ -69,6 +69,10 @@ def test_topk_exact_and_mp_at_most_k():
     assert ((mp.encode(x).dense() != 0).sum(1) <= K).all()
 
 
+def _pick(corr: torch.Tensor, selection: str) -> torch.Tensor:
+    return (corr.abs() if selection == "absolute" else corr).argmax(1)
+
+
 def _naive_mp(sae: MatchingPursuitSAE, x: torch.Tensor):
     """ISO Alg. 1 verbatim (recompute D r at every step): codes, residual norms and coefficient per step."""
     r = x - sae.b_dec
@@ -76,7 +80,7 @@ def _naive_mp(sae: MatchingPursuitSAE, x: torch.Tensor):
     norms, steps = [r.norm(dim=1)], []
     for _ in range(sae.k):
         corr = r @ sae.W_dec.T
-        i = corr.abs().argmax(1)
+        i = _pick(corr, sae.selection)
         zi = corr.gather(1, i[:, None])
         z.scatter_add_(1, i[:, None], zi.double())
         r = r - zi * sae.W_dec[i]
@@ -85,8 +89,9 @@ def _naive_mp(sae: MatchingPursuitSAE, x: torch.Tensor):
     return z, torch.stack(norms, 1), torch.stack(steps, 1)
 
 
-def test_mp_gram_update_matches_alg1_and_residual_never_grows():
-    sae = MatchingPursuitSAE(32, 256, k=12).double()
+@pytest.mark.parametrize("selection", ["absolute", "signed"])
+def test_mp_gram_update_matches_alg1_and_residual_never_grows(selection):
+    sae = MatchingPursuitSAE(32, 256, k=12, selection=selection).double()
     sae.normalize_decoder_()  # unit atoms in double precision
     with torch.no_grad():
         sae.b_dec.normal_(0, 0.1)
@@ -102,21 +107,35 @@ def test_mp_gram_update_matches_alg1_and_residual_never_grows():
     torch.testing.assert_close(-(norms**2).diff(dim=1), steps**2)
 
 
-def test_mp_gradient_equals_backprop_through_alg1():
+@pytest.mark.parametrize("selection", ["absolute", "signed"])
+@pytest.mark.parametrize("batch", [20, 60])  # 32^2 > 20 * 5^2: per-sample products; 32^2 <= 60 * 5^2: the Gram
+def test_mp_gradient_equals_backprop_through_alg1(batch, selection):
     torch.manual_seed(0)
-    sae = MatchingPursuitSAE(8, 32, k=5).double()
-    x = torch.randn(40, 8, dtype=torch.float64)
+    sae = MatchingPursuitSAE(8, 32, k=5, selection=selection).double()
+    x = torch.randn(batch, 8, dtype=torch.float64)
     sae(x)[0].pow(2).sum().backward()
     fast = sae.W_dec.grad.clone()
     sae.zero_grad()
     r, out = x - sae.b_dec, sae.b_dec.expand_as(x)
     for _ in range(sae.k):
         corr = r @ sae.W_dec.T
-        i = corr.detach().abs().argmax(1)
+        i = _pick(corr.detach(), selection)
         zi = corr.gather(1, i[:, None])
         r, out = r - zi * sae.W_dec[i], out + zi * sae.W_dec[i]
     out.pow(2).sum().backward()
     torch.testing.assert_close(fast, sae.W_dec.grad)
+
+
+def test_mp_signed_selection_gives_non_negative_codes():
+    """``selection: signed`` (overcomplete's MpSAE) picks the largest correlation, not the largest |.|: with
+    a dictionary that contains both w and -w every code is non-negative."""
+    torch.manual_seed(1)
+    sae = MatchingPursuitSAE(8, 32, k=4, selection="signed").eval()
+    with torch.no_grad():
+        sae.W_dec[16:] = -sae.W_dec[:16]
+    assert (sae.encode(torch.randn(100, 8)).dense() >= 0).all()
+    with pytest.raises(ValueError, match="selection"):
+        MatchingPursuitSAE(8, 32, k=4, selection="largest")
 
 
 def test_mp_gram_cache_follows_weight_updates():

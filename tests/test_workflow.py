@@ -36,7 +36,7 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     # naming one figure plans only what it needs: 2 alphas x 1 seed x (data, its verification, one pass
     # training both references, 1 alignment, one evaluation of both) + report, no rule all
     plan = snakemake(repo, results, "-n", figure)
-    assert job_counts(plan) == {"synth_het": "2", "verify_store": "2", "train_het_references": "2",
+    assert job_counts(plan) == {"synth_het": "2", "verify_het_store": "2", "train_het_references": "2",
                                 "align_synthetic": "2", "evaluate_het_references": "2", "report_het_fig5": "1",
                                 "total": "11"}
     snakemake(repo, results)
@@ -61,8 +61,9 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     table5 = pd.read_csv(results / "tables/iso_table5_toy_dgp.csv")
     assert set(zip(table5["experiment"], table5["model"])) == {(e, m) for e in ("exp1", "exp2") for m in ("SAE", "SAE-A")}
     assert table5[["W_mean", "mma_mean", "r2_mean"]].notna().all().all() and (table5["l0_mean"] <= 3).all()
-    assert set(table5.loc[table5["experiment"] == "exp2", "truth"]) == {"bimodal"}
-    assert "W_paper" in (results / "tables/iso_table5_toy_dgp.md").read_text()
+    assert set(table5["truth"]) == {"bimodal", "unimodal"}                         # both truths, each scored
+    assert set(table5.loc[table5["scored"] & (table5["experiment"] == "exp2"), "truth"]) == {"bimodal"}
+    assert "W (paper)" in (results / "tables/iso_table5_toy_dgp.md").read_text()
     assert '"latents": 56' in (results / "saes/synthetic/iso-exp2/sae/seed0/config.json").read_text()  # 14k, k = 4
     cosines = pd.read_csv(results / "tables/iso_fig9_toy_cosines.csv").set_index(["panel", "pairs"])
     assert cosines.loc[("exp1", "IT (aligned)"), "mean"] == pytest.approx(0.4, abs=1e-5)  # tau2, by construction
@@ -109,6 +110,13 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     assert (results / "saes/toy-clip/toy-coco/topk-specific/seed1/alignment.npz").stat().st_size > 0
     assert not (results / "saes/toy-siglip/toy-coco/topk-specific").exists()     # the member trains on toy-clip only
     assert set(het.loc[het["model"] == "toy-siglip", "method"]) == {"mp"}
+    # the claims scorecard: synthetic claims checked, real-data claims not testable on the toy stores
+    card = pd.read_csv(results / "tables/claims.csv", keep_default_na=False)
+    assert set(card["status"]) <= {"holds", "fails", "not testable here"}
+    assert (card.loc[card["group"] == "Real data", "ours"] == "toy stores").all()
+    assert card.loc[card["group"] == "HET theory", "status"].eq("holds").all()
+    assert card.loc[card["group"] == "ISO Table 5", "status"].isin(["holds", "fails"]).all()
+    assert "# Claims scorecard" in (results / "tables/claims.md").read_text()
     # nothing left to do afterwards
     assert "Nothing to be done" in snakemake(repo, results, "-n")
     # the HTML report holds every indexed artifact (figures as png, tables as csv) with its caption
@@ -123,7 +131,9 @@ def test_paper_config_plans(repo):
     plan = snakemake(repo, "/nonexistent-results", "-n", configfile="config/paper.yaml")
     assert "topk-k16-m8192-shared" in plan and "d\": 256" in plan
     counts = job_counts(plan)
-    assert counts["total"] == "434" and counts["theory_phases"] == "9"
+    assert counts["total"] == "476" and counts["theory_phases"] == "9" and counts["report_claims"] == "1"
+    # every training store is verified before training: 21 HET, 6 ISO, 14 real (6 LAION, 4 CC3M, 4 COCO)
+    assert (counts["verify_het_store"], counts["verify_iso_store"], counts["verify_store"]) == ("21", "6", "14")
     # real embeddings: 7 models x 7 datasets; GPU declared for real models
     assert counts["embed"] == "49" and "gpu=1" in plan.split("rule embed:")[1].split("rule ")[0]
     # real SAE grids, one pass per (model, training set, protocol, seed): ISO on LAION with 6 encoders, HET
@@ -146,5 +156,7 @@ def test_paper_config_plans(repo):
     # one of Fig. 5's), the references + 2 losses x 5 weights; 3 seeds; evaluation grouped the same way
     assert counts["train_het_references"] == counts["evaluate_het_references"] == str(6 * 3)
     assert counts["train_het_fig6"] == counts["evaluate_het_fig6"] == "3" and counts["report_het_fig6"] == "1"
+    fig6 = plan.split("\nrule train_het_fig6:")[1].split("\nrule ")[0]  # the HET authors' objective
+    assert '"reconstruction": "fvu"' in fig6 and '"weight_decay": 1e-05' in fig6 and '"mask_top1": true' in fig6
     het_training = [job for job in plan.split("\nrule ") if job.startswith("train_het")]
     assert sum(job.count("--sae ") for job in het_training) == 6 * 3 * 2 + 3 * 12

@@ -165,7 +165,7 @@ def cmd_align(a: argparse.Namespace) -> None:
         model = load_paired_sae(folder)
         if model.spec.arrangement == "shared":
             log.info("%s is shared: aligning its image codes to its text codes gives its self-match rate (HET F.2)", folder)
-        alignment = align_paired_sae(model, store)
+        alignment = align_paired_sae(model, store, matching=a.matching)
         alignment.save(out)
         log.info("%s: matched %d live latents, mean matched correlation %.3f", folder,
                  alignment.matched.sum(), float(alignment.matched_corr[alignment.matched].mean()))
@@ -178,19 +178,20 @@ def cmd_eval_het(a: argparse.Namespace) -> None:
 
     from .align import Alignment
     from .atomic import write_frame
-    from .metrics.synthetic import evaluate_het
+    from .metrics.synthetic import HetMetrics, evaluate_het
     from .sae import load_paired_sae
     from .store import EmbeddingStore
+    from .strict import from_dict
     from .synth.het import GroundTruth
 
-    gt, store = GroundTruth.load(a.ground_truth), EmbeddingStore(a.data)
+    gt, store, metrics = GroundTruth.load(a.ground_truth), EmbeddingStore(a.data), from_dict(HetMetrics, a.metrics, "metrics")
     for folder, out in _one_out_each(a.model, a.out, "--model"):
         model, saved = load_paired_sae(folder), Path(folder) / "alignment.npz"
         spec = model.spec
         base = " + ".join(["shared" if spec.arrangement == "shared" else "modality-specific", *sorted(spec.aux)])
-        results = {base: evaluate_het(model, gt, store)}
+        results = {base: evaluate_het(model, gt, store, metrics=metrics)}
         if spec.arrangement == "specific" and saved.exists():
-            results[f"{base} + post-hoc"] = evaluate_het(model, gt, store, Alignment.load(saved).perm)
+            results[f"{base} + post-hoc"] = evaluate_het(model, gt, store, Alignment.load(saved).perm, metrics=metrics)
         aux_weights = json.dumps({name: options["weight"] for name, options in sorted(spec.aux.items())})
         rows = [{"method": method, "alpha": gt.alpha, "seed": a.seed, "sae_id": spec.slug, "aux_weights": aux_weights,
                  "metric": k, "value": v}
@@ -321,27 +322,49 @@ def cmd_eval_iso(a: argparse.Namespace) -> None:
 
     from .atomic import write_frame
     from .metrics.dictionary import evaluate_recovery
+    from .report.iso_toy import model_label
     from .sae import load_paired_sae
     from .store import EmbeddingStore
     from .synth.iso import IsoGroundTruth
 
-    gt = IsoGroundTruth.load(a.ground_truth)
-    rows = []
+    gt, store, rows = IsoGroundTruth.load(a.ground_truth), EmbeddingStore(a.data), []
     for path in a.model:
         model = load_paired_sae(path)
-        metrics = evaluate_recovery(model, EmbeddingStore(a.data), gt.dicts.truth(a.truth), gt.codes(a.truth))
-        name = "SAE-A" if "iso_energy" in model.spec.aux else "SAE"
-        rows += [{"experiment": a.experiment, "tau1": gt.dgp.tau1, "truth": a.truth, "model": name, "seed": a.seed,
-                  "sae_id": model.spec.slug, "metric": k, "value": v} for k, v in metrics.items()]
+        rows += [{"experiment": a.experiment, "tau1": gt.dgp.tau1, "scored_truth": a.truth, "model": model_label(model.spec),
+                  "seed": a.seed, "sae_id": model.spec.slug, **row} for row in evaluate_recovery(model, store, gt)]
     write_frame(a.out, pd.DataFrame(rows))
     for row in rows:
-        log.info("%s %-6s %-4s %.4f", row["experiment"], row["model"], row["metric"], row["value"])
+        log.info("%s %-6s %-9s %-14s %.4f", row["experiment"], row["model"], row["truth"], row["metric"], row["value"])
 
 
 def cmd_report_iso_table5(a: argparse.Namespace) -> None:
     from .report.iso_toy import table5, write_table5
 
     write_table5(table5(_read_tidy(a.metrics)), a.table, a.markdown)
+
+
+def cmd_report_claims(a: argparse.Namespace) -> None:
+    import pandas as pd
+    import yaml
+
+    from .report.claims import load_claims, scorecard, write_scorecard
+
+    with open(a.claims) as f:
+        claims = load_claims(yaml.safe_load(f))
+    tables = {stem: pd.read_csv(path) for stem, path in a.table}
+    card = scorecard(claims, tables, real_data=a.real_data)
+    write_scorecard(card, a.csv, a.markdown, a.settings)
+    log.info("%d claims: %s", len(card), ", ".join(f"{k} {v}" for k, v in card["status"].value_counts().items()))
+
+
+def cmd_claims_readme(a: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .atomic import write_text
+    from .report.claims import readme_block, replace_block
+
+    cards = {Path(p).stem: pd.read_csv(p, keep_default_na=False) for p in a.scorecard}
+    write_text(a.readme, replace_block(Path(a.readme).read_text(), readme_block(cards)))
 
 
 def cmd_report_cosines(a: argparse.Namespace) -> None:
@@ -425,7 +448,7 @@ def cmd_report_het_fig6(a: argparse.Namespace) -> None:
 
     table = wide_table(_read_tidy(a.metrics), a.defaults)
     floor = true_code_alignment_error(from_dict(HetDGP, a.dgp, "--dgp")) if a.dgp else None
-    write_table(table, a.table, a.markdown, floor)
+    write_table(table, a.table, a.markdown, floor, {**a.settings, "dgp": a.dgp or {}})
     plot(table, a.pdf, a.png, floor)
 
 
@@ -550,6 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", type=Path, action="append", default=[], help="trained run folder; repeatable (none: nothing to do)")
     s.add_argument("--data", required=True, type=Path, help="training store the SAEs were trained on")
     s.add_argument("--out", type=Path, action="append", default=[], help="alignment.npz, one per --model")
+    s.add_argument("--matching", choices=("signed", "absolute"), default="signed",
+                   help="maximise tr(C P) (HET eq. 6) or sum |C| (the HET authors' code)")
     s.set_defaults(func=cmd_align)
 
     s = sub.add_parser("eval-het", help="the five synthetic metrics of HET E.3")
@@ -557,6 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trained run folder (with alignment.npz: also the aligned pair); repeatable")
     s.add_argument("--data", required=True, type=Path, help="evaluation store")
     s.add_argument("--ground-truth", required=True, type=Path)
+    s.add_argument("--metrics", type=_json, default={},
+                   help="HetMetrics as JSON: reconstruction mse|fvu, feature_recovery topk|top1 (default HET E.3)")
     s.add_argument("--seed", type=NON_NEGATIVE, default=0)
     s.add_argument("--out", required=True, type=Path, action="append", help="tidy metrics (.parquet), one per --model")
     s.set_defaults(func=cmd_eval_het)
@@ -598,7 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, type=Path, action="append", help="trained run folder; repeatable")
     s.add_argument("--data", required=True, type=Path, help="evaluation store")
     s.add_argument("--ground-truth", required=True, type=Path)
-    s.add_argument("--truth", required=True, choices=TRUTHS, help="which ground truth to score against")
+    s.add_argument("--truth", required=True, choices=TRUTHS, help="the ground truth the experiment is scored against "
+                   "(both are measured)")
     s.add_argument("--experiment", required=True, help="experiment name written to the rows (e.g. exp1)")
     s.add_argument("--seed", type=NON_NEGATIVE, default=0)
     s.add_argument("--out", required=True, type=Path, help="tidy metrics (.parquet)")
@@ -609,6 +637,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--table", required=True, help="csv table to write")
     s.add_argument("--markdown", required=True, help="markdown summary to write")
     s.set_defaults(func=cmd_report_iso_table5)
+
+    s = sub.add_parser("report-claims", help="the claims scorecard: every claim of workflow/claims.yaml on this run's tables")
+    s.add_argument("--claims", required=True, type=Path, help="workflow/claims.yaml")
+    s.add_argument("--table", type=_key_value, action="append", default=[],
+                   help="STEM=CSV: a table this run built; repeatable (claims on missing tables are `not built`)")
+    s.add_argument("--real-data", action="store_true", help="the stores hold real embeddings (else real-data claims "
+                   "are `not testable here`)")
+    s.add_argument("--settings", default="", help="a line naming the run's configuration, shown above the scorecard")
+    s.add_argument("--csv", required=True, help="scorecard to write (.csv)")
+    s.add_argument("--markdown", required=True, help="scorecard to write (.md)")
+    s.set_defaults(func=cmd_report_claims)
+
+    s = sub.add_parser("claims-readme", help="rewrite README.md's claims section from scorecards (make claims)")
+    s.add_argument("scorecard", nargs="+", type=Path, help="claims.csv of each run, named by its file stem; the first "
+                   "sets the rows")
+    s.add_argument("--readme", default="README.md", help="file whose claims block is rewritten")
+    s.set_defaults(func=cmd_claims_readme)
 
     s = sub.add_parser("report-cosines", help="cosine histograms of stores (ISO Fig. 9 on the toy DGP, Fig. 11 on VLMs)")
     s.add_argument("--data", required=True, type=_key_value, action="append",
@@ -649,6 +694,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--defaults", type=_json, required=True,
                    help="default weight of each swept loss, e.g. '{\"iso_energy\": 0.03, \"group_sparse\": 0.05}'")
     s.add_argument("--dgp", type=_json, help="the HET DGP (JSON): marks the ground-truth codes' alignment error")
+    s.add_argument("--settings", type=_json, default={},
+                   help="training, losses, metrics and matching of the sweep (JSON), stated in the table's notes")
     _report_outputs(s)
     s.set_defaults(func=cmd_report_het_fig6)
 

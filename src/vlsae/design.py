@@ -52,6 +52,13 @@ def check_datasets(datasets: dict) -> None:
             raise ConfigError(f"datasets.{name}.options", str(e)) from e
 
 
+def real_embeddings(embed: dict, models: dict, datasets: dict) -> bool:
+    """Whether some store pairs a real encoder with a real dataset (neither a toy one the workflow builds):
+    only then are the real-data claims testable."""
+    return (any("toy" not in models[m] for m in embed["models"])
+            and any("toy" not in datasets[d] for d in embed["datasets"]))
+
+
 # Peak memory of the rules that hold m x m matrices, per m^2 of their largest SAE (benchmarks/metrics_memory.py
 # measured the fits: README, "Guarantees"); a base for the process, its libraries and one shard.
 BASE_MB = 2000

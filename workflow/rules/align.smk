@@ -10,10 +10,11 @@ rule align_synthetic:
         f"{HET_SAE}/alignment.npz",
     params:
         folder=subpath(input.weights, parent=True),
+        matching=lambda wildcards: STUDY[wildcards.study]["matching"],
     log:
-        f"{RESULTS}/logs/align/het-alpha{{alpha}}/{{sae_id}}-seed{{seed}}.log",
+        f"{RESULTS}/logs/align/het-alpha{{alpha}}/{{study}}/{{sae_id}}-seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/align/het-alpha{{alpha}}/{{sae_id}}-seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/align/het-alpha{{alpha}}/{{study}}/{{sae_id}}-seed{{seed}}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
@@ -21,7 +22,8 @@ rule align_synthetic:
         mem_mb=4000,
         runtime=20,
     shell:
-        "vlsae --threads {threads} align --model {params.folder:q} --data {input.data:q} --out {output:q} > {log:q} 2>&1"
+        "vlsae --threads {threads} align --model {params.folder:q} --data {input.data:q} --matching {params.matching:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule align_zoo:

@@ -19,6 +19,9 @@ from vlsae.synth.iso import iso_dictionary_size
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 with open(workflow.source_path("../artifacts.yaml")) as _index:
     ARTIFACTS = yaml.safe_load(_index)  # the paper artifacts: rule all and README.md's table
+CLAIMS_FILE = os.path.relpath(os.path.join(workflow.basedir, "workflow", "claims.yaml"))
+with open(CLAIMS_FILE) as _claims:
+    CLAIMS = yaml.safe_load(_claims)  # the papers' testable claims: the scorecard
 
 RESULTS = config["results"]
 design.check_results(RESULTS, os.getcwd(), config["allow_external_results"])  # the working directory
@@ -61,25 +64,30 @@ FIG6_SPECS = [
     for multiplier in FIG6["multipliers"]
 ]
 SAE_SPECS = {spec.slug: spec for spec in REFERENCE_SPECS + FIG6_SPECS}
-# Every HET SAE of one (alpha, seed) trains in one pass over that store: the reference pairs at any
-# alpha, and Fig. 6's sweep at its alpha (with the references too, unless Fig. 5 trains them there).
-HET_SAE = f"{RESULTS}/saes/synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}"
-HET_METRICS = f"{RESULTS}/metrics/het_synthetic/het-alpha{{alpha}}/{{sae_id}}/seed{{seed}}.parquet"
-FIG6_TRAINED = FIG6_SPECS + ([] if FIG6["alpha"] in FIG5["alphas"] else REFERENCE_SPECS)
+# Every HET SAE of one study (Fig. 5, Fig. 6) and (alpha, seed) trains in one pass over that store: Fig. 5's
+# reference pairs at each of its alphas; Fig. 6's references and sweep at its alpha, with Fig. 6's own
+# training protocol, metric definitions and matching (its defaults: the HET authors' objective).
+HET_SAE = f"{RESULTS}/saes/synthetic/het-alpha{{alpha}}/{{study}}/{{sae_id}}/seed{{seed}}"
+HET_METRICS = f"{RESULTS}/metrics/het_synthetic/het-alpha{{alpha}}/{{study}}/{{sae_id}}/seed{{seed}}.parquet"
+FIG6_TRAINED = REFERENCE_SPECS + FIG6_SPECS
+STUDY = {  # per HET synthetic study: training protocol, metric definitions (HET E.3 by default), matching
+    "fig5": {"training": HET["training"], "metrics": {}, "matching": "signed"},
+    "fig6": {"training": FIG6["training"], "metrics": FIG6["metrics"], "matching": FIG6["matching"]},
+}
 
-# ISO Table 5: SAE (MP) and SAE-A per experiment, with the atom count of the experiment's
-# ground-truth dictionary and the DGP's sparsity L (see iso_dictionary_size).
+# ISO Table 5: SAE (MP) and SAE-A per experiment, k = the DGP's sparsity L, with D1's atom count
+# (iso_toy.sae.atoms: bimodal, the authors' run) or that of the experiment's scored truth.
 ISO_MODEL_NAMES = ("sae", "sae_a")
 
 
 def iso_models(experiment):
-    truth = ISO["experiments"][experiment]["truth"]
-    mp = SAESpec(architecture="mp", latents=iso_dictionary_size(truth, ISO["dgp"]["k"]), params={"k": ISO["dgp"]["L"]})
+    truth = {"bimodal": "bimodal", "scored": ISO["experiments"][experiment]["truth"]}[ISO["sae"]["atoms"]]
+    params = {"k": ISO["dgp"]["L"], "selection": ISO["sae"]["selection"]}
+    mp = SAESpec(architecture="mp", latents=iso_dictionary_size(truth, ISO["dgp"]["k"]), params=params)
     return {"sae": mp, "sae_a": SAESpec(**{**asdict(mp), "aux": {"iso_energy": ISO["alignment"]}})}
 
 
 MANIFEST, VERIFIED = "manifest.json", "verified.json"
-STORES = rf"{re.escape(RESULTS)}/embeddings/.+"  # every store lives under results/embeddings
 
 
 def verified(manifest):
@@ -101,6 +109,7 @@ wildcard_constraints:
     rho=r"0\.[0-9]+",
     seed=r"\d+",
     sae_id=_one_of(SAE_SPECS),
+    study="fig5|fig6",
     experiment=_one_of(ISO["experiments"]),
     eval_dataset=_one_of(DATASETS),
     protocol=_one_of(PROTOCOLS),
@@ -398,11 +407,11 @@ def het_eval_args(wildcards, input, output):
 
 
 def fig5_metric_files():
-    return het_metrics(REFERENCE_SPECS, alpha=FIG5["alphas"], seed=FIG5["seeds"])
+    return het_metrics(REFERENCE_SPECS, alpha=FIG5["alphas"], seed=FIG5["seeds"], study="fig5")
 
 
 def fig6_metric_files():
-    return het_metrics(REFERENCE_SPECS + FIG6_SPECS, alpha=FIG6["alpha"], seed=FIG6["seeds"])
+    return het_metrics(FIG6_TRAINED, alpha=FIG6["alpha"], seed=FIG6["seeds"], study="fig6")
 
 
 def iso_metric_files():
@@ -441,7 +450,15 @@ def artifact_wanted(entry):
     return config[entry["section"]]["enabled"]
 
 
+def claim_tables():
+    """STEM -> table, for every table a claim is checked on that this run builds."""
+    built = {entry["stem"] for entry in ARTIFACTS if artifact_wanted(entry)}
+    return {stem: f"{RESULTS}/tables/{stem}.csv" for stem in dict.fromkeys(c["stem"] for c in CLAIMS) if stem in built}
+
+
 def all_targets():
-    """Every configured embedding store, and every artifact of workflow/artifacts.yaml that is switched on."""
+    """Every configured embedding store, every artifact of workflow/artifacts.yaml that is switched on, and
+    the claims scorecard."""
     stores = expand(rules.embed.output[0], model=EMBED["models"], dataset=EMBED["datasets"])
-    return stores + [path for entry in ARTIFACTS if artifact_wanted(entry) for path in artifact_files(entry)]
+    artifacts = [path for entry in ARTIFACTS if artifact_wanted(entry) for path in artifact_files(entry)]
+    return stores + artifacts + list(rules.report_claims.output)

@@ -171,11 +171,11 @@ rule unpack:
 
 rule verify_store:
     input:
-        f"{{store}}/{MANIFEST}",
+        f"{RESULTS}/embeddings/{{store}}/{MANIFEST}",
     output:
-        f"{{store}}/{VERIFIED}",
+        f"{RESULTS}/embeddings/{{store}}/{VERIFIED}",
     wildcard_constraints:
-        store=STORES,
+        store=r"(?!synthetic/).+",
     log:
         f"{RESULTS}/logs/verify/{{store}}.log",
     benchmark:
@@ -188,3 +188,15 @@ rule verify_store:
         runtime=60,
     shell:
         "vlsae verify-store --data {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+# The same check for the synthetic stores, as rules of their own so that a cluster profile can group
+# each with its study's chain (profiles/slurm).
+use rule verify_store as verify_het_store with:
+    wildcard_constraints:
+        store=r"synthetic/het-.+",
+
+
+use rule verify_store as verify_iso_store with:
+    wildcard_constraints:
+        store=r"synthetic/iso-.+",

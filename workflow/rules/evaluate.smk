@@ -3,14 +3,15 @@
 
 rule evaluate_het_references:
     input:
-        weights=het_weights(REFERENCE_SPECS),
-        alignments=het_alignments(REFERENCE_SPECS),
+        weights=het_weights(REFERENCE_SPECS, study="fig5"),
+        alignments=het_alignments(REFERENCE_SPECS, study="fig5"),
         data=rules.synth_het.output.eval,
         ground_truth=rules.synth_het.output.ground_truth,
     output:
-        metrics=het_metrics(REFERENCE_SPECS),
+        metrics=het_metrics(REFERENCE_SPECS, study="fig5"),
     params:
         runs=het_eval_args,
+        metrics=json.dumps(STUDY["fig5"]["metrics"]),
     log:
         f"{RESULTS}/logs/evaluate/het-alpha{{alpha}}/references-seed{{seed}}.log",
     benchmark:
@@ -22,18 +23,21 @@ rule evaluate_het_references:
         mem_mb=4000,
         runtime=10 * len(REFERENCE_SPECS),
     shell:
-        "vlsae --threads {threads} eval-het {params.runs} --data {input.data:q}"
+        "vlsae --threads {threads} eval-het {params.runs} --metrics {params.metrics:q} --data {input.data:q}"
         " --ground-truth {input.ground_truth:q} --seed {wildcards.seed} > {log:q} 2>&1"
 
 
 use rule evaluate_het_references as evaluate_het_fig6 with:
     input:
-        weights=het_weights(FIG6_TRAINED, alpha=FIG6["alpha"]),
-        alignments=het_alignments(FIG6_TRAINED, alpha=FIG6["alpha"]),
+        weights=het_weights(FIG6_TRAINED, alpha=FIG6["alpha"], study="fig6"),
+        alignments=het_alignments(FIG6_TRAINED, alpha=FIG6["alpha"], study="fig6"),
         data=expand(rules.synth_het.output.eval, alpha=FIG6["alpha"], allow_missing=True),
         ground_truth=expand(rules.synth_het.output.ground_truth, alpha=FIG6["alpha"], allow_missing=True),
     output:
-        metrics=het_metrics(FIG6_TRAINED, alpha=FIG6["alpha"]),
+        metrics=het_metrics(FIG6_TRAINED, alpha=FIG6["alpha"], study="fig6"),
+    params:
+        runs=het_eval_args,
+        metrics=json.dumps(STUDY["fig6"]["metrics"]),
     log:
         f"{RESULTS}/logs/evaluate/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.log",
     benchmark:
@@ -42,8 +46,6 @@ use rule evaluate_het_references as evaluate_het_fig6 with:
         mem_mb=4000,
         runtime=10 * len(FIG6_TRAINED),
 
-
-ruleorder: evaluate_het_fig6 > evaluate_het_references
 
 
 rule theory_phases:

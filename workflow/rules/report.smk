@@ -58,6 +58,7 @@ rule report_het_fig6:
     params:
         defaults=json.dumps({loss: options["weight"] for loss, options in FIG6["losses"].items()}),
         dgp=het_dgp_json(FIG6["alpha"]),
+        settings=json.dumps({**STUDY["fig6"], "losses": FIG6["losses"]}),
     log:
         f"{RESULTS}/logs/report/het_fig6_lambda_sweep.log",
     benchmark:
@@ -69,7 +70,8 @@ rule report_het_fig6:
         mem_mb=2000,
         runtime=10,
     shell:
-        "vlsae report-het-fig6 {input:q} --defaults {params.defaults:q} --dgp {params.dgp:q} --table {output.table:q}"
+        "vlsae report-het-fig6 {input:q} --defaults {params.defaults:q} --dgp {params.dgp:q}"
+        " --settings {params.settings:q} --table {output.table:q}"
         " --markdown {output.markdown:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
@@ -220,3 +222,29 @@ rule report_het_fig2:
     shell:
         "vlsae report-het-fig2 {params.runs} --pairs {params.pairs:q} --table {output.table:q} --markdown {output.markdown:q}"
         " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
+
+
+rule report_claims:
+    input:
+        unpack(lambda wildcards: claim_tables()),
+        claims=CLAIMS_FILE,
+    output:
+        csv=report(f"{RESULTS}/tables/claims.csv", caption="../report/claims.rst", category="Claims"),
+        markdown=f"{RESULTS}/tables/claims.md",
+    params:
+        tables=lambda wildcards, input: shell_args(*(t for stem in claim_tables() for t in ("--table", f"{stem}={input[stem]}"))),
+        real_data="--real-data" if REAL["enabled"] and design.real_embeddings(EMBED, MODELS, DATASETS) else "",
+        settings=f"Configuration: {' + '.join(map(str, workflow.configfiles)) or 'config/config.yaml'}.",
+    log:
+        f"{RESULTS}/logs/report/claims.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/claims.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vlsae report-claims --claims {input.claims:q} {params.tables} {params.real_data} --settings {params.settings:q}"
+        " --csv {output.csv:q} --markdown {output.markdown:q} > {log:q} 2>&1"

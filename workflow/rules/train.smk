@@ -7,10 +7,10 @@ rule train_het_references:
         data=rules.synth_het.output.train,
         verified=verified(rules.synth_het.output.train),
     output:
-        weights=het_weights(REFERENCE_SPECS),
+        weights=het_weights(REFERENCE_SPECS, study="fig5"),
     params:
         runs=het_train_args(REFERENCE_SPECS),
-        training=json.dumps(HET["training"]),
+        training=json.dumps(STUDY["fig5"]["training"]),
     log:
         f"{RESULTS}/logs/train/het-alpha{{alpha}}/references-seed{{seed}}.log",
     benchmark:
@@ -31,9 +31,10 @@ use rule train_het_references as train_het_fig6 with:
         data=expand(rules.synth_het.output.train, alpha=FIG6["alpha"], allow_missing=True),
         verified=expand(verified(rules.synth_het.output.train), alpha=FIG6["alpha"], allow_missing=True),
     output:
-        weights=het_weights(FIG6_TRAINED, alpha=FIG6["alpha"]),
+        weights=het_weights(FIG6_TRAINED, alpha=FIG6["alpha"], study="fig6"),
     params:
         runs=het_train_args(FIG6_TRAINED),
+        training=json.dumps(STUDY["fig6"]["training"]),
     log:
         f"{RESULTS}/logs/train/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.log",
     benchmark:
@@ -42,8 +43,6 @@ use rule train_het_references as train_het_fig6 with:
         mem_mb=4000,
         runtime=60 * len(FIG6_TRAINED),
 
-
-ruleorder: train_het_fig6 > train_het_references
 
 
 rule train_iso_toy:

@@ -122,8 +122,13 @@ def coactivation_stats(model: PairedSAE, store: EmbeddingStore, batch_size: int 
     return stats
 
 
-def hungarian_permutation(corr: np.ndarray, live_image: np.ndarray, live_text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Maximise ``tr(C P)`` over live latents; return ``perm`` and the matched mask.
+MATCHINGS = ("signed", "absolute")
+
+
+def hungarian_permutation(corr: np.ndarray, live_image: np.ndarray, live_text: np.ndarray,
+                          matching: str = "signed") -> tuple[np.ndarray, np.ndarray]:
+    """Maximise ``tr(C P)`` over live latents (HET eq. 6; ``matching: absolute`` maximises ``sum |C|``, as the
+    authors' code does); return ``perm`` and the matched mask.
 
     ``perm[i]`` is the text latent assigned to image latent ``i``. Live image latents are matched
     to live text latents by the Hungarian algorithm; the remaining (dead) indices are paired in
@@ -133,13 +138,20 @@ def hungarian_permutation(corr: np.ndarray, live_image: np.ndarray, live_text: n
     if m_image != m_text:
         raise ValueError(f"alignment needs equal latent counts, got {m_image} image and {m_text} text")
     li, lt = np.flatnonzero(live_image), np.flatnonzero(live_text)
+    if matching not in MATCHINGS:
+        raise ValueError(f"matching must be one of {MATCHINGS}, got {matching!r}")
     everything = len(li) == m_image and len(lt) == m_text
     cost = corr if everything else corr[np.ix_(li, lt)]   # a view when every latent is live, else one copy
+    kept = cost.copy() if everything and matching == "absolute" else None  # |C| would lose the signs
+    if matching == "absolute":
+        np.abs(cost, out=cost)
     np.negative(cost, out=cost)                           # minimise -C in place: no second m x m array
     try:
         rows, cols = linear_sum_assignment(cost)
     finally:
-        if everything:
+        if kept is not None:
+            cost[...] = kept
+        elif everything:
             np.negative(cost, out=cost)                   # hand back the caller's C unchanged
     perm = np.full(m_image, -1, dtype=np.int64)
     perm[li[rows]] = lt[cols]
@@ -173,7 +185,8 @@ class Alignment:
             return cls(**{k: f[k] for k in ("perm", "matched", "matched_corr", "live_image", "live_text", "pair_counts")})
 
 
-def align_paired_sae(model: PairedSAE, train_store: EmbeddingStore, batch_size: int = 4096, progress: bool = True) -> Alignment:
+def align_paired_sae(model: PairedSAE, train_store: EmbeddingStore, batch_size: int = 4096, progress: bool = True,
+                     matching: str = "signed") -> Alignment:
     """Compute the one permutation of a modality-specific pair on its training data (and, for such a
     pair, the Fig. 2 histogram of all its live latent pairs, from the same correlation)."""
     stats = coactivation_stats(model, train_store, batch_size, progress)
@@ -183,6 +196,6 @@ def align_paired_sae(model: PairedSAE, train_store: EmbeddingStore, batch_size: 
         atoms = [model.side(side).W_dec.detach().float().cpu().numpy() for side in ("image", "text")]
         pair_counts = pair_histogram(stats.correlation, live_image, live_text, *atoms)
     corr = stats.correlation_()
-    perm, matched = hungarian_permutation(corr, live_image, live_text)
+    perm, matched = hungarian_permutation(corr, live_image, live_text, matching)
     matched_corr = np.where(matched, corr[np.arange(len(perm)), perm], np.nan)
     return Alignment(perm, matched, matched_corr, live_image, live_text, pair_counts)

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 
 from ..atomic import write_frame, write_text  # noqa: E402
 from . import save_figure  # noqa: E402
-from ..metrics.synthetic import METRICS  # noqa: E402
+from ..metrics.synthetic import DEFINITIONS, METRICS  # noqa: E402
 
 METHODS = ("shared", "modality-specific", "modality-specific + post-hoc")
 COLORS = {"shared": "tab:green", "modality-specific": "tab:orange", "modality-specific + post-hoc": "tab:blue"}
@@ -28,6 +28,11 @@ TITLES = {
 }
 
 
+def definitions(table: pd.DataFrame) -> list[str]:
+    """The columns of both definitions of metrics (i) and (ii) that ``table`` holds (newer ``eval-het`` rows)."""
+    return [c for c in DEFINITIONS if c in table]
+
+
 def wide_table(tidy: pd.DataFrame) -> pd.DataFrame:
     """One row per (method, alpha, seed), one column per metric, plus ``cosine_distance``."""
     table = tidy.pivot_table(index=["method", "alpha", "seed"], columns="metric", values="value").reset_index()
@@ -35,7 +40,7 @@ def wide_table(tidy: pd.DataFrame) -> pd.DataFrame:
     table.insert(2, "cosine_distance", (1.0 - table["alpha"]).round(6))
     order = {m: i for i, m in enumerate(METHODS)}
     table = table.sort_values(["method", "alpha", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
-    return table[["method", "alpha", "cosine_distance", "seed", *METRICS]].reset_index(drop=True)
+    return table[["method", "alpha", "cosine_distance", "seed", *METRICS, *definitions(table)]].reset_index(drop=True)
 
 
 def write_table(table: pd.DataFrame, csv_path: str, md_path: str) -> None:

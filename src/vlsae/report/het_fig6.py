@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 from ..atomic import write_frame, write_text  # noqa: E402
 from ..metrics.synthetic import METRICS  # noqa: E402
 from . import save_figure  # noqa: E402
-from .het_fig5 import TITLES  # noqa: E402
+from .het_fig5 import TITLES, definitions  # noqa: E402
 
 POST_HOC = "modality-specific + post-hoc"
 REFERENCES = {"shared": "tab:green", "modality-specific": "gold", POST_HOC: "tab:orange"}
@@ -39,7 +39,7 @@ def wide_table(tidy: pd.DataFrame, defaults: dict[str, float]) -> pd.DataFrame:
     table["loss"] = weights.map(lambda w: next(iter(w), ""))
     table["multiplier"] = [w[loss] / defaults[loss] if loss else np.nan for w, loss in zip(weights, table["loss"])]
     table = table.sort_values(["loss", "method", "multiplier", "seed"], na_position="first")
-    return table[["method", "loss", "multiplier", "alpha", "seed", *METRICS]].reset_index(drop=True)
+    return table[["method", "loss", "multiplier", "alpha", "seed", *METRICS, *definitions(table)]].reset_index(drop=True)
 
 
 def claims(table: pd.DataFrame, floor: float | None = None) -> list[str]:
@@ -66,11 +66,40 @@ def claims(table: pd.DataFrame, floor: float | None = None) -> list[str]:
     return lines
 
 
-def write_table(table: pd.DataFrame, csv_path: str, md_path: str, floor: float | None = None) -> None:
+def settings_notes(settings: dict) -> list[str]:
+    """What the sweep was computed with, in words: the objective and optimiser (``training``), the swept
+    losses' options (``losses``), the data draw (``dgp``), the metric definitions and the matching."""
+    t, dgp, metrics = settings.get("training", {}), settings.get("dgp", {}), settings.get("metrics", {})
+    iso = settings.get("losses", {}).get("iso_energy", {})
+    reconstruction = {"fvu": "per-batch FVU (the HET authors' code)", "mse": "E||x - x_hat||^2 (HET eq. 4)",
+                      "element_mean": "per-element mean squared error"}.get(t.get("reconstruction", "mse"))
+    decay = t.get("weight_decay", 0.0)
+    biases = "" if not decay or t.get("weight_decay_biases", True) else " on weights only"
+    clip = t.get("grad_clip")
+    joint = dgp.get("shared_codes", "joint") == "joint" and not dgp.get("min_active", 0)
+    return [
+        f"- objective: reconstruction {reconstruction}; AdamW lr {t.get('lr', 5e-4):g}, weight decay {decay:g}{biases}, "
+        + (f"gradient clip {clip:g} ({t.get('grad_clip_scope', 'sae')})" if clip else "no gradient clip")
+        + f"; Iso-Energy {'with' if iso.get('mask_top1') else 'without'} the top-1 mask of both codes",
+        "- data: " + ("one code z for both modalities (HET eq. 1)" if joint else
+                      f"shared coefficients {dgp.get('shared_codes', 'joint')}, at least {dgp.get('min_active', 0)} active "
+                      "concept(s) per block (the HET authors' draw)"),
+        "- metrics: reconstruction " + ("per-batch FVU (the authors' eval loss)" if metrics.get("reconstruction") == "fvu"
+                                        else "E||x - x_hat||^2 (E.3 i)")
+        + "; feature recovery " + ("by the top-1 latent (the authors' compute_gre_top1)"
+                                   if metrics.get("feature_recovery") == "top1" else "through the SAE's own top-k (E.3 ii)")
+        + "; post-hoc matching " + ("maximises sum |C| (the authors' code)" if settings.get("matching") == "absolute"
+                                    else "maximises tr(C P) (HET eq. 6)"),
+    ]
+
+
+def write_table(table: pd.DataFrame, csv_path: str, md_path: str, floor: float | None = None,
+                settings: dict | None = None) -> None:
     write_frame(csv_path, table)
     summary = table.groupby(["method", "multiplier"], dropna=False, sort=False)[list(METRICS)].agg(["mean", "std"])
     summary.columns = [f"{m} ({s})" for m, s in summary.columns]
-    write_text(md_path, "# HET Fig. 6: auxiliary-loss weight sweep (mean and std over seeds)\n\n"
+    notes = "Computed with:\n\n" + "\n".join(settings_notes(settings)) + "\n\n" if settings else ""
+    write_text(md_path, "# HET Fig. 6: auxiliary-loss weight sweep (mean and std over seeds)\n\n" + notes
                + "\n".join(claims(table, floor)) + "\n\n"
                + summary.reset_index().to_markdown(index=False, floatfmt=".4f") + "\n")
 

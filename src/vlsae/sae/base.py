@@ -108,6 +108,14 @@ class EncoderSAE(SparseAutoencoder):
         self.W_enc = nn.Parameter(self.W_dec.detach().clone())
         self.b_enc = nn.Parameter(torch.zeros(m))
 
+    @torch.no_grad()
+    def init_linear_(self) -> None:
+        """Restart as ``nn.Linear`` starts (the HET authors' code): ``W_enc ~ U(-1/sqrt(d), 1/sqrt(d))``
+        (Kaiming-uniform with ``a = sqrt(5)``), ``b_enc = 0``, and the decoder its unit-row copy."""
+        torch.nn.init.kaiming_uniform_(self.W_enc, a=5 ** 0.5)
+        self.b_enc.zero_()
+        self.W_dec.copy_(self.W_enc / self.W_enc.norm(dim=1, keepdim=True))
+
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x - self.b_dec, self.W_enc, self.b_enc)
 

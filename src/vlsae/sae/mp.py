@@ -1,7 +1,9 @@
 """Matching Pursuit SAE (ISO Alg. 1): ``k`` greedy steps over unit-norm atoms.
 
 With ``r_0 = x`` (Alg. 1; ``r_0 = x - b_dec`` with a learned pre-bias when ``pre_bias``), each step picks ``i = argmax_j |w_j . r|``, sets ``z_i = w_i . r`` and
-``r <- r - z_i w_i``; ``x_hat = sum z_i w_i + b_dec``. Because ``z_i`` is the full correlation of a
+``r <- r - z_i w_i``; ``x_hat = sum z_i w_i + b_dec``. ``selection: signed`` picks ``argmax_j w_j . r``
+instead, as ``overcomplete``'s ``MpSAE`` (the ISO authors' toy code) does: codes are then non-negative
+unless every correlation is negative. Because ``z_i`` is the full correlation of a
 unit atom, ``||r||^2`` drops by ``z_i^2`` at every step: the residual never grows.
 
 Speed: the support is selected without autograd on the correlations ``c = W_dec r``, updated
@@ -19,16 +21,21 @@ import torch
 from .base import Code, SparseAutoencoder
 from .topk import check_k
 
+SELECTIONS = ("absolute", "signed")
+
 
 class MatchingPursuitSAE(SparseAutoencoder):
     signed_codes = True
 
-    def __init__(self, d: int, m: int, k: int, unit_norm_decoder: bool = True, pre_bias: bool = False):
+    def __init__(self, d: int, m: int, k: int, unit_norm_decoder: bool = True, pre_bias: bool = False,
+                 selection: str = "absolute"):
         if not unit_norm_decoder:
             raise ValueError("Matching Pursuit needs unit-norm atoms (unit_norm_decoder: true)")
+        if selection not in SELECTIONS:
+            raise ValueError(f"mp selection must be one of {SELECTIONS}, got {selection!r}")
         super().__init__(d, m, unit_norm_decoder)
         check_k(k, m)
-        self.k = k
+        self.k, self.selection = k, selection
         self.b_dec.requires_grad_(pre_bias)  # frozen at 0 unless asked for: Alg. 1 has no bias
         self._gram_cache: tuple[tuple, torch.Tensor] | None = None
 
@@ -45,34 +52,60 @@ class MatchingPursuitSAE(SparseAutoencoder):
             self._gram_cache = (key, w @ w.T)
         return self._gram_cache[1]
 
+    def dense_products(self, batch: int) -> bool:
+        """Whether ``A A^T`` and ``A r_0`` are cheaper read off the dense ``W W^T`` and ``r_0 W^T`` than
+        computed as ``batch`` small per-sample products (``m^2 <= B k^2``: small dictionaries)."""
+        return self.m * self.m <= batch * self.k * self.k
+
     @torch.no_grad()
-    def select(self, r0: torch.Tensor) -> torch.Tensor:
-        """``B x k`` atom indices chosen by Alg. 1, via the Gram update of the correlations."""
-        gram = self.gram()
-        corr = r0.to(self._dtype) @ self.W_dec.detach().to(self._dtype).T
+    def select(self, r0: torch.Tensor, corr: torch.Tensor | None = None, gram: torch.Tensor | None = None) -> torch.Tensor:
+        """``B x k`` atom indices chosen by Alg. 1, via the Gram update of the correlations ``corr = r_0 W^T``
+        (``corr`` and ``gram`` computed here unless given; a given ``corr`` is left unchanged)."""
+        gram = self.gram() if gram is None else gram.detach()
+        corr = (r0.to(self._dtype) @ self.W_dec.detach().to(self._dtype).T if corr is None
+                else corr.detach().to(self._dtype, copy=True))
         picks = torch.empty(r0.shape[0], self.k, dtype=torch.long, device=r0.device)
         magnitude = torch.empty_like(corr)  # reused: allocating |c| every step doubles the argmax cost on CPU
         for t in range(self.k):
-            i = torch.abs(corr, out=magnitude).argmax(1)
+            i = (torch.abs(corr, out=magnitude) if self.selection == "absolute" else corr).argmax(1)
             picks[:, t] = i
             corr.addcmul_(gram.index_select(0, i), corr.gather(1, i[:, None]), value=-1.0)
         return picks
 
-    def support_values(self, r0: torch.Tensor, picks: torch.Tensor) -> torch.Tensor:
-        """Differentiable MP values on a fixed support: solve ``(I + tril(A A^T, -1)) z = A r_0``."""
+    def support_values(self, r0: torch.Tensor, picks: torch.Tensor, corr: torch.Tensor | None = None,
+                       gram: torch.Tensor | None = None) -> torch.Tensor:
+        """Differentiable MP values on a fixed support: solve ``(I + tril(A A^T, -1)) z = A r_0``.
+
+        With :meth:`dense_products`, ``A A^T`` and ``A r_0`` are gathered from ``gram = W W^T`` and
+        ``corr = r_0 W^T`` (computed here unless given, with autograd), else computed per sample; the two
+        give the same values and gradients."""
         with torch.autocast(r0.device.type, enabled=False):  # a triangular solve wants fp32
-            atoms = self.W_dec[picks].to(self._dtype)  # B x k x d
-            corr0 = torch.einsum("bkd,bd->bk", atoms, r0.to(self._dtype))
-            system = torch.tril(atoms @ atoms.transpose(1, 2), diagonal=-1)
-            system = system + torch.eye(self.k, dtype=atoms.dtype, device=atoms.device)
+            w, r0 = self.W_dec.to(self._dtype), r0.to(self._dtype)
+            if self.dense_products(picks.shape[0]):
+                corr = r0 @ w.T if corr is None else corr
+                system = (w @ w.T if gram is None else gram)[picks[:, :, None], picks[:, None, :]]
+                corr0 = corr.gather(1, picks)
+            else:
+                atoms = w[picks]  # B x k x d
+                corr0 = torch.einsum("bkd,bd->bk", atoms, r0)
+                system = atoms @ atoms.transpose(1, 2)
+            system = torch.tril(system, diagonal=-1) + torch.eye(self.k, dtype=system.dtype, device=system.device)
             return torch.linalg.solve_triangular(system, corr0[..., None], upper=False, unitriangular=True)[..., 0]
 
     def encode(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> Code:
+        """Alg. 1 on ``r_0 = x - b_dec``; for small dictionaries the correlations ``r_0 W^T`` and, in training,
+        the Gram matrix are computed once, with autograd, and serve both the selection and the values."""
         if keep is not None:
             raise ValueError("Matching Pursuit has no pre-activations to mask; use mask_p: 0 with architecture mp")
         r0 = x - self.b_dec
-        picks = self.select(r0)
-        return Code(self.support_values(r0, picks), picks, self.m)
+        corr = gram = None
+        if self.dense_products(r0.shape[0]):
+            with torch.autocast(r0.device.type, enabled=False):
+                w = self.W_dec.to(self._dtype)
+                corr = r0.to(self._dtype) @ w.T
+                gram = w @ w.T if torch.is_grad_enabled() else self.gram()
+        picks = self.select(r0, corr, gram)
+        return Code(self.support_values(r0, picks, corr, gram), picks, self.m)
 
     def aux_scores(self, x: torch.Tensor, residual: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """Correlation of the final residual with the dead atoms (MP's own selection score)."""

@@ -15,18 +15,21 @@ from torch import nn
 
 from ..atomic import atomic_path, write_json
 from ..strict import from_dict
-from .base import SparseAutoencoder
+from .base import EncoderSAE, SparseAutoencoder
 from .losses import aux_slug, build_aux_losses
-from .registry import build_sae, check_params
+from .registry import ARCHITECTURES, build_sae, check_params
 
 ARRANGEMENTS = ("shared", "specific")
+ENCODER_INITS = ("transpose", "linear")
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
 
 @dataclass(frozen=True)
 class SAESpec:
-    """What to build: architecture, total latents ``m``, its parameters, the arrangement, and the
-    cross-modal auxiliary losses it trains with (``aux``, see :mod:`vlsae.sae.losses`)."""
+    """What to build: architecture, total latents ``m``, its parameters, the arrangement, the
+    cross-modal auxiliary losses it trains with (``aux``, see :mod:`vlsae.sae.losses`), and how an
+    encoder starts (``encoder_init``: ``transpose`` of the decoder, or PyTorch's ``linear`` default, the
+    HET authors' code; :meth:`~vlsae.sae.base.EncoderSAE.init_linear_`)."""
 
     architecture: str = "topk"
     latents: int = 8192
@@ -34,6 +37,7 @@ class SAESpec:
     unit_norm_decoder: bool = True
     params: dict = field(default_factory=lambda: {"k": 32})
     aux: dict = field(default_factory=dict)
+    encoder_init: str = "transpose"
 
     def __post_init__(self):
         if self.latents < 2:
@@ -44,6 +48,10 @@ class SAESpec:
         if self.arrangement == "specific" and self.latents % 2:
             raise ValueError(f"modality-specific SAEs split latents in two; latents={self.latents} is odd")
         check_params(self.architecture, self.latents_per_sae, self.params)
+        if self.encoder_init not in ENCODER_INITS:
+            raise ValueError(f"encoder_init must be one of {ENCODER_INITS}, got {self.encoder_init!r}")
+        if self.encoder_init != "transpose" and not issubclass(ARCHITECTURES[self.architecture], EncoderSAE):
+            raise ValueError(f"encoder_init {self.encoder_init!r}: architecture {self.architecture!r} has no encoder")
 
     @property
     def latents_per_sae(self) -> int:
@@ -64,7 +72,8 @@ class SAESpec:
     def slug(self) -> str:
         """Readable id, e.g. ``topk-k16-m2048-shared`` or ``mp-k16-m2048-shared-iso_energy0.0001``."""
         ps = "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in sorted(self.params.items()))
-        parts = (self.architecture, ps, f"m{self.latents}", self.arrangement, aux_slug(self.aux))
+        init = "" if self.encoder_init == "transpose" else f"init_{self.encoder_init}"
+        parts = (self.architecture, ps, f"m{self.latents}", self.arrangement, aux_slug(self.aux), init)
         return "-".join(p for p in parts if p)
 
 
@@ -76,6 +85,9 @@ class PairedSAE(nn.Module):
         self.saes = nn.ModuleDict(
             {n: build_sae(spec.architecture, d, spec.latents_per_sae, spec.unit_norm_decoder, **spec.params) for n in names}
         )
+        if spec.encoder_init == "linear":
+            for sae in self.saes.values():
+                sae.init_linear_()
 
     def component_of(self, modality: str) -> str:
         """Name of the SAE that encodes ``modality``: ``shared``, or the modality itself."""

@@ -11,8 +11,9 @@ with ``R`` one of :data:`RECONSTRUCTIONS` (:func:`reconstruction_loss`): ``mse``
 
 Protocol (HET E.2/E.4): AdamW, linear warmup then constant or cosine decay to 0 (or PyTorch's
 one-cycle schedule, the ISO authors' code), grad-norm clipping per SAE or over the whole model,
-unit-norm decoder atoms (gradient parallel to the atoms removed, atoms renormalised after each
-step), ``epochs`` passes or a fixed number of ``steps``. After every step each SAE may adapt its own
+unit-norm decoder atoms (gradient parallel to the atoms removed, ``decoder_grad: tangent``, or kept,
+``full``, as ``overcomplete``'s dictionary layer in the ISO authors' toy code does; atoms renormalised
+after each step), ``epochs`` passes or a fixed number of ``steps``. After every step each SAE may adapt its own
 state to the batch's codes (:meth:`~vlsae.sae.base.SparseAutoencoder.after_step_`: the target-L0
 controller of ReLU and JumpReLU).
 
@@ -61,6 +62,7 @@ SIDES = ("image", "text")
 SCHEDULES = ("constant", "cosine", "onecycle")
 RECONSTRUCTIONS = ("mse", "fvu", "element_mean")
 CLIP_SCOPES = ("sae", "model")
+DECODER_GRADS = ("tangent", "full")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class TrainConfig:
     grad_clip_scope: str = "sae"
     weight_decay_biases: bool = True
     reconstruction: str = "mse"
+    decoder_grad: str = "tangent"
     auxk_coeff: float = 0.0
     auxk_k: int = 512
     dead_after: int = 1_000_000
@@ -87,7 +90,8 @@ class TrainConfig:
     checkpoint_every: int = 500
 
     def __post_init__(self):
-        for key, allowed in (("schedule", SCHEDULES), ("reconstruction", RECONSTRUCTIONS), ("grad_clip_scope", CLIP_SCOPES)):
+        for key, allowed in (("schedule", SCHEDULES), ("reconstruction", RECONSTRUCTIONS), ("grad_clip_scope", CLIP_SCOPES),
+                             ("decoder_grad", DECODER_GRADS)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"training.{key} must be one of {allowed}, got {getattr(self, key)!r}")
         for key in ("epochs", "batch_size", "log_every", "checkpoint_every", "auxk_k", "dead_after"):
@@ -223,7 +227,8 @@ class _Run:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         for sae in model.components():
-            sae.remove_parallel_grad_()
+            if cfg.decoder_grad == "tangent":
+                sae.remove_parallel_grad_()
             if cfg.grad_clip is not None and cfg.grad_clip_scope == "sae":
                 torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
         if cfg.grad_clip is not None and cfg.grad_clip_scope == "model":

@@ -7,6 +7,12 @@ at most ``max_interference`` (0.30 in the paper). Codes are ``z_i = b_i e_i`` wi
 ``b_i ~ Bernoulli(1 - s)`` (``s = 0.99``) and ``e_i ~ Exp(rate)``; the pair is
 ``x = Phi z + eps_I``, ``y = Psi z + eps_T`` with ``eps ~ N(0, sigma^2 I)`` (HET eq. 1), and the
 reference code optionally l2-normalises ``x`` and ``y``.
+
+Two options follow the HET authors' data generator instead of eq. 1 (``src/datasets/
+synthetic_theory_feature.py``, ``shared_coeff_mode="independent"``, ``min_active=1``):
+``shared_codes: independent`` draws the image and the text coefficient of an active shared concept
+independently (the same support), and ``min_active: 1`` makes each pair show at least one shared,
+one image-only and one text-only concept (a block drawn empty gets one concept switched on).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from ..atomic import atomic_path
 from . import write_splits
 
 SHARED, IMAGE_ONLY, TEXT_ONLY = 0, 1, 2
+SHARED_CODES = ("joint", "independent")
 CONCEPT_TYPES = {SHARED: "shared", IMAGE_ONLY: "image_only", TEXT_ONLY: "text_only"}
 
 
@@ -39,6 +46,14 @@ class HetDGP:
     exp_rate: float = 1.0
     noise_std: float = 0.05
     normalize: bool = True
+    shared_codes: str = "joint"
+    min_active: int = 0
+
+    def __post_init__(self):
+        if self.shared_codes not in SHARED_CODES:
+            raise ValueError(f"shared_codes must be one of {SHARED_CODES}, got {self.shared_codes!r}")
+        if self.min_active < 0:
+            raise ValueError(f"min_active must be >= 0, got {self.min_active}")
 
     @property
     def n(self) -> int:
@@ -144,10 +159,38 @@ def sample_codes(n_samples: int, n: int, sparsity: float, rate: float, rng: np.r
     return (active * rng.exponential(1.0 / rate, size=(n_samples, n))).astype(np.float64)
 
 
-def embed_pairs(z: np.ndarray, gt: GroundTruth, dgp: HetDGP, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``x = Phi z + eps_I`` and ``y = Psi z + eps_T`` (HET eq. 1), optionally l2-normalised."""
-    x = z @ gt.phi.T + rng.normal(0.0, dgp.noise_std, size=(len(z), dgp.d))
-    y = z @ gt.psi.T + rng.normal(0.0, dgp.noise_std, size=(len(z), dgp.d))
+def sample_pair_codes(dgp: HetDGP, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(z_I, z_T)``: the codes that make the image and the caption of each pair. HET eq. 1 (the default):
+    one code ``z`` for both. With ``shared_codes: independent`` the shared concepts' coefficients of the two
+    modalities are drawn apart on one support; with ``min_active`` each block (shared, image-only,
+    text-only) has at least that many active concepts."""
+    if dgp.shared_codes == "joint" and dgp.min_active == 0:
+        z = sample_codes(n_samples, dgp.n, dgp.sparsity, dgp.exp_rate, rng)
+        return z, z
+    blocks = {t: np.flatnonzero(dgp.concept_types() == t) for t in (SHARED, IMAGE_ONLY, TEXT_ONLY)}
+    active = rng.random((n_samples, dgp.n)) >= dgp.sparsity
+    for columns in blocks.values():
+        need = min(dgp.min_active, len(columns))
+        short = np.flatnonzero(active[:, columns].sum(1) < need)
+        if need and len(short):  # keep the active concepts, switch on uniformly drawn others up to `need`
+            keys = rng.random((len(short), len(columns))) + active[np.ix_(short, columns)]
+            chosen = np.argsort(-keys, axis=1)[:, :need]
+            active[short[:, None], columns[chosen]] = True
+    z_image = active * rng.exponential(1.0 / dgp.exp_rate, size=(n_samples, dgp.n))
+    z_text = z_image.copy()
+    if dgp.shared_codes == "independent":
+        shared = blocks[SHARED]
+        z_text[:, shared] = active[:, shared] * rng.exponential(1.0 / dgp.exp_rate, size=(n_samples, len(shared)))
+    return z_image, z_text
+
+
+def embed_pairs(z: np.ndarray | tuple[np.ndarray, np.ndarray], gt: GroundTruth, dgp: HetDGP,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``x = Phi z_I + eps_I`` and ``y = Psi z_T + eps_T`` (HET eq. 1, where ``z_I = z_T = z``), optionally
+    l2-normalised; ``z`` is one code or the pair ``(z_I, z_T)``."""
+    z_image, z_text = z if isinstance(z, tuple) else (z, z)
+    x = z_image @ gt.phi.T + rng.normal(0.0, dgp.noise_std, size=(len(z_image), dgp.d))
+    y = z_text @ gt.psi.T + rng.normal(0.0, dgp.noise_std, size=(len(z_text), dgp.d))
     if dgp.normalize:
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         y /= np.linalg.norm(y, axis=1, keepdims=True)
@@ -172,7 +215,7 @@ def write_het_dataset(
     gt = sample_features(dgp, seed)
 
     def draw(split, size, rng):
-        return embed_pairs(sample_codes(size, dgp.n, dgp.sparsity, dgp.exp_rate, rng), gt, dgp, rng)
+        return embed_pairs(sample_pair_codes(dgp, size, rng), gt, dgp, rng)
 
     write_splits(out_dir, dgp.d, {"train": n_train, "eval": n_eval}, draw, seed, {"source": "het", **asdict(dgp)},
                  shard_pairs, chunk, progress)
