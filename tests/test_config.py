@@ -106,46 +106,17 @@ def test_snakemake_refuses_an_unregistered_model(repo, tmp_path):
     assert "config key embeddings.models: ['clip-b33'] not defined" in output
 
 
-def test_snakemake_refuses_bad_real_sae_entries(repo, tmp_path):
-    output = _failed_dry_run(repo, tmp_path, "real_saes:\n  train_on: [coco-trian]\n")
-    assert "config key real_saes.train_on: ['coco-trian'] not defined" in output
-    twice = "real_saes:\n  zoo:\n" + "    - {name: a, sae: {architecture: topk}}\n" * 2
-    assert "real_saes.zoo: names must be unique" in _failed_dry_run(repo, tmp_path, twice)
-    assert "sae" in _failed_dry_run(repo, tmp_path, "real_saes:\n  zoo:\n    - {name: a}\n")
-    where = "real_saes:\n  zoo:\n    - {name: a, models: [clip-b33], sae: {architecture: topk}}\n"
-    assert "config key real_saes.zoo[a].models: ['clip-b33'] not among" in _failed_dry_run(repo, tmp_path, where)
-    specific = "real_saes:\n  bimodal_sae: topk-specific\n"  # the analyses need one (shared) dictionary
-    assert "config key real_saes.bimodal_sae: 'topk-specific' is not a shared SAE" in _failed_dry_run(repo, tmp_path, specific)
-    assert "config key real_saes.monosemanticity_encoder: 'dino' not defined" in \
-        _failed_dry_run(repo, tmp_path, "real_saes:\n  monosemanticity_encoder: dino\n")
-
-
 def test_cli_rejects_unknown_keys(tmp_path):
     out = subprocess.run([sys.executable, "-m", "vlsae.cli", "synth-het", "--out", str(tmp_path), "--dgp", '{"dd": 3}'],
                          capture_output=True, text=True)
     assert out.returncode != 0 and "unknown DGP key(s): ['dd']" in out.stderr
 
 
-@pytest.mark.parametrize("config_text, message", [
-    ("het_synthetic:\n  sae: {architecture: topk, latents: 64, params: {k: 100}}\n",
-     "config key het_synthetic.sae: SAE architecture 'topk': k = 100 must lie in [1, m = 64]"),
-    ("real_saes:\n  zoo:\n    - {name: r, sae: {architecture: relu, latents: 64, params: {}}}\n",
-     "config key real_saes.zoo[r].sae: SAE architecture 'relu' needs parameter(s) ['l1']"),
-    ("real_saes:\n  zoo:\n    - {name: t, sae: {architecture: topk, latents: 64, params: {k: 4, l1: 0.1}}}\n",
-     "config key real_saes.zoo[t].sae: SAE architecture 'topk' takes no parameter ['l1']"),
-    ("datasets:\n  coco-train: {format: coco, root: r, options: {karpaty: x.json}}\n",
-     "config key datasets.coco-train.options: format 'coco' takes no option ['karpaty']"),
-    ("het_fig5:\n  seeds: [0, 1, 1]\n", "has non-unique elements"),
-    ("het_fig5:\n  alphas: [0.5, 0.5]\n", "has non-unique elements"),
-    ("results: ''\n", "config key results: is empty"),
-    ("results: /elsewhere/out\n", "config key results: '/elsewhere/out' lies outside the working directory"),
-    ("results: ../out\n", "config key results: '../out' contains '..'"),
-    ("real_saes:\n  zoo:\n    - {name: pair, align: false, sae: {architecture: topk, latents: 64, arrangement: specific, "
-     "params: {k: 2}}}\n", "config key real_saes.zoo[pair].align"),
-], ids=["k-above-latents", "relu-without-l1", "topk-with-l1", "misspelt-reader-option", "duplicate-seeds",
-        "duplicate-alphas", "empty-results", "results-outside", "results-dotdot", "unaligned-pair"])
-def test_dry_run_names_the_key_of_an_impossible_value(repo, tmp_path, config_text, message):
-    assert message in _failed_dry_run(repo, tmp_path, config_text)
+def test_duplicate_seeds_and_alphas_are_refused_by_the_schema(repo):
+    # the design's own checks (vlsae.design.Design) are unit-tested in tests/test_design.py
+    for patch in ({"het_fig5": {"seeds": [0, 1, 1]}}, {"het_fig5": {"alphas": [0.5, 0.5]}}):
+        with pytest.raises(WorkflowError, match="has non-unique elements"):
+            _validate(repo, patch)
 
 
 def test_external_results_need_an_explicit_yes(repo, tmp_path):

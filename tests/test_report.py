@@ -1,6 +1,5 @@
 """Report functions on hand-made tidy metrics."""
 
-import json
 
 import numpy as np
 import pandas as pd
@@ -12,26 +11,29 @@ from vlsae.report.iso_toy import claims as iso_claims
 from vlsae.report.iso_toy import table5
 
 
-def _rows(method, aux, seed, recovery, alignment):
+def _rows(method, sae_id, seed, recovery, alignment):
     values = dict.fromkeys(METRICS, 0.5) | {"feature_recovery_error": recovery, "alignment_error": alignment}
-    return [{"method": method, "alpha": 0.5, "seed": seed, "aux_weights": json.dumps(aux), "metric": k, "value": v}
+    return [{"method": method, "alpha": 0.5, "seed": seed, "sae_id": sae_id, "metric": k, "value": v}
             for k, v in values.items()]
+
+
+SWEEP = {f"{loss}{mult}": [loss, mult] for loss in ("iso_energy", "group_sparse") for mult in (0.25, 4.0)}
 
 
 def _tidy(post_hoc_recovery):
     rows = []
     for seed in (0, 1):
-        rows += _rows("shared", {}, seed, 0.05, 0.9)
-        rows += _rows("modality-specific", {}, seed, 0.02, 1.0)
-        rows += _rows("modality-specific + post-hoc", {}, seed, post_hoc_recovery, 0.4)
+        rows += _rows("shared", "shared", seed, 0.05, 0.9)
+        rows += _rows("modality-specific", "specific", seed, 0.02, 1.0)
+        rows += _rows("modality-specific + post-hoc", "specific", seed, post_hoc_recovery, 0.4)
         for mult in (0.25, 4.0):
-            rows += _rows("shared + iso_energy", {"iso_energy": 0.03 * mult}, seed, 0.03 * mult, 0.5 / mult)
-            rows += _rows("shared + group_sparse", {"group_sparse": 0.05 * mult}, seed, 0.04, 0.7)
+            rows += _rows("shared + iso_energy", f"iso_energy{mult}", seed, 0.03 * mult, 0.5 / mult)
+            rows += _rows("shared + group_sparse", f"group_sparse{mult}", seed, 0.04, 0.7)
     return pd.DataFrame(rows)
 
 
 def test_fig6_table_multipliers_and_claims():
-    table = wide_table(_tidy(0.02), {"iso_energy": 0.03, "group_sparse": 0.05})
+    table = wide_table(_tidy(0.02), SWEEP)
     assert len(table) == 2 * (3 + 4)
     iso = table[table["loss"] == "iso_energy"]
     assert sorted(set(iso["multiplier"])) == [0.25, 4.0]
@@ -40,7 +42,7 @@ def test_fig6_table_multipliers_and_claims():
     lines = claims(table)
     assert "0.0075" in lines[0] and "does not hold" in lines[0]
     assert "0.1250" in lines[1] and "does not hold" in lines[1]
-    table = wide_table(_tidy(0.005), {"iso_energy": 0.03, "group_sparse": 0.05})
+    table = wide_table(_tidy(0.005), SWEEP)
     assert "**holds**" in claims(table)[0]
     # alignment errors: iso x0.25 2.0, x4 0.125; group 0.7; post-hoc 0.4 -> only iso x4 lies below 0.3
     assert len(claims(table)) == 2

@@ -8,9 +8,6 @@ rule align_synthetic:
         data=rules.synth_het.output.train,
     output:
         f"{HET_SAE}/alignment.npz",
-    params:
-        folder=subpath(input.weights, parent=True),
-        matching=lambda wildcards: STUDY[wildcards.study]["matching"],
     log:
         f"{RESULTS}/logs/align/het-alpha{{alpha}}/{{study}}/{{sae_id}}-seed{{seed}}.log",
     benchmark:
@@ -21,6 +18,9 @@ rule align_synthetic:
     resources:
         mem_mb=4000,
         runtime=20,
+    params:
+        folder=subpath(input.weights, parent=True),
+        matching=lambda wildcards: D.studies[wildcards.study]["matching"],
     shell:
         "vlsae --threads {threads} align --model {params.folder:q} --data {input.data:q} --matching {params.matching:q}"
         " --out {output:q} > {log:q} 2>&1"
@@ -32,8 +32,6 @@ rule align_zoo:
         data=rules.embed.output[0],
     output:
         zoo_marker("{model}", "{dataset}", "{seed}", "aligned"),
-    params:
-        runs=zoo_align_args,
     log:
         f"{RESULTS}/logs/align/{{model}}-{{dataset}}/zoo-seed{{seed}}.log",
     benchmark:
@@ -45,5 +43,7 @@ rule align_zoo:
         gpu=model_gpus,
         mem_mb=zoo_mb("align"),
         runtime=60,
+    params:
+        runs=zoo_align_args,
     shell:
         "vlsae --threads {threads} align --data {input.data:q} {params.runs} > {log:q} 2>&1 && touch {output:q}"

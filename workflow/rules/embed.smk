@@ -6,12 +6,6 @@ rule synth_het:
         train=f"{RESULTS}/embeddings/synthetic/het-alpha{{alpha}}/seed{{seed}}/train/manifest.json",
         eval=f"{RESULTS}/embeddings/synthetic/het-alpha{{alpha}}/seed{{seed}}/eval/manifest.json",
         ground_truth=f"{RESULTS}/embeddings/synthetic/het-alpha{{alpha}}/seed{{seed}}/ground_truth.npz",
-    params:
-        dgp=lambda wildcards: het_dgp_json(wildcards.alpha),
-        folder=subpath(output.ground_truth, parent=True),
-        n_train=HET["n_train"],
-        n_eval=HET["n_eval"],
-        shard_pairs=HET["shard_pairs"],
     log:
         f"{RESULTS}/logs/synth_het/het-alpha{{alpha}}-seed{{seed}}.log",
     benchmark:
@@ -22,6 +16,12 @@ rule synth_het:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        dgp=lambda wildcards: json.dumps(D.het_dgp(wildcards.alpha)),
+        folder=subpath(output.ground_truth, parent=True),
+        n_train=HET["n_train"],
+        n_eval=HET["n_eval"],
+        shard_pairs=HET["shard_pairs"],
     shell:
         "vlsae --threads {threads} synth-het --out {params.folder:q} --dgp {params.dgp:q}"
         " --n-train {params.n_train:q} --n-eval {params.n_eval:q} --seed {wildcards.seed}"
@@ -33,12 +33,6 @@ rule synth_iso:
         train=f"{RESULTS}/embeddings/synthetic/iso-{{experiment}}/seed{{seed}}/train/manifest.json",
         eval=f"{RESULTS}/embeddings/synthetic/iso-{{experiment}}/seed{{seed}}/eval/manifest.json",
         ground_truth=f"{RESULTS}/embeddings/synthetic/iso-{{experiment}}/seed{{seed}}/ground_truth.npz",
-    params:
-        dgp=iso_dgp_json,
-        folder=subpath(output.ground_truth, parent=True),
-        n_train=ISO["n_train"],
-        n_eval=ISO["n_eval"],
-        shard_pairs=ISO["shard_pairs"],
     log:
         f"{RESULTS}/logs/synth_iso/iso-{{experiment}}-seed{{seed}}.log",
     benchmark:
@@ -49,6 +43,12 @@ rule synth_iso:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        dgp=lambda wildcards: json.dumps(D.iso_dgp(wildcards.experiment)),
+        folder=subpath(output.ground_truth, parent=True),
+        n_train=ISO["n_train"],
+        n_eval=ISO["n_eval"],
+        shard_pairs=ISO["shard_pairs"],
     shell:
         "vlsae --threads {threads} synth-iso --out {params.folder:q} --dgp {params.dgp:q}"
         " --n-train {params.n_train:q} --n-eval {params.n_eval:q} --seed {wildcards.seed}"
@@ -75,10 +75,6 @@ rule toy_model:
 rule toy_dataset:
     output:
         f"{toy_dataset_folder('{dataset}')}/{TOY_MARKER}",
-    params:
-        folder=lambda wc: toy_dataset_folder(wc.dataset),
-        format=lambda wc: DATASETS[wc.dataset]["format"],
-        toy=lambda wc: DATASETS[wc.dataset]["toy"],
     log:
         f"{RESULTS}/logs/toy/dataset-{{dataset}}.log",
     benchmark:
@@ -89,6 +85,10 @@ rule toy_dataset:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        folder=lambda wc: toy_dataset_folder(wc.dataset),
+        format=lambda wc: DATASETS[wc.dataset]["format"],
+        toy=lambda wc: DATASETS[wc.dataset]["toy"],
     shell:
         "vlsae toy-vlm --dataset {params.folder:q} --format {params.format:q} --n-images {params.toy[n_images]}"
         " --captions-per-image {params.toy[captions_per_image]} --corrupt {params.toy[corrupt]}"
@@ -101,15 +101,6 @@ rule embed:
         downloaded,
     output:
         f"{RESULTS}/embeddings/{{model}}/{{dataset}}/manifest.json",
-    params:
-        model=model_json,
-        dataset=dataset_json,
-        folder=subpath(output[0], parent=True),
-        shard_pairs=EMBED["shard_pairs"],
-        batch_size=EMBED["batch_size"],
-        precision=EMBED["precision"],
-        workers=EMBED["workers"],
-        fast_decode="--fast-decode" if EMBED["fast_decode"] else "",
     log:
         f"{RESULTS}/logs/embed/{{model}}-{{dataset}}.log",
     benchmark:
@@ -121,6 +112,15 @@ rule embed:
         gpu=model_gpus,
         mem_mb=16000,
         runtime=24 * 60,
+    params:
+        model=model_json,
+        dataset=lambda wildcards: reader_json(wildcards.dataset),
+        folder=subpath(output[0], parent=True),
+        shard_pairs=EMBED["shard_pairs"],
+        batch_size=EMBED["batch_size"],
+        precision=EMBED["precision"],
+        workers=EMBED["workers"],
+        fast_decode="--fast-decode" if EMBED["fast_decode"] else "",
     shell:
         "vlsae --threads {threads} embed --model {params.model:q} --dataset {params.dataset:q} --out {params.folder:q}"
         " --shard-pairs {params.shard_pairs:q} --batch-size {params.batch_size:q} --workers {params.workers:q}"
@@ -130,20 +130,20 @@ rule embed:
 rule download:
     output:
         f"{DOWNLOADED}/{{archive}}.zip",
-    params:
-        url=lambda wc: DOWNLOADS[wc.archive]["url"],
-        md5=lambda wc: shell_args("--md5", DOWNLOADS[wc.archive]["md5"]) if DOWNLOADS[wc.archive]["md5"] else "",
     log:
         f"{RESULTS}/logs/download/{{archive}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/download/{{archive}}.tsv"
+    retries: 2
     conda:
         "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=12 * 60,
-    retries: 2
+    params:
+        url=lambda wc: DOWNLOADS[wc.archive]["url"],
+        md5=lambda wc: shell_args("--md5", DOWNLOADS[wc.archive]["md5"]) if DOWNLOADS[wc.archive]["md5"] else "",
     shell:
         "vlsae download --url {params.url:q} --out {output:q} {params.md5} > {log:q} 2>&1"
 
@@ -153,8 +153,6 @@ rule unpack:
         rules.download.output[0],
     output:
         f"{DOWNLOADED}/{{archive}}.unpacked.json",
-    params:
-        into=lambda wc: DOWNLOADS[wc.archive]["into"],
     log:
         f"{RESULTS}/logs/download/{{archive}}-unpack.log",
     benchmark:
@@ -165,6 +163,8 @@ rule unpack:
     resources:
         mem_mb=1000,
         runtime=3 * 60,
+    params:
+        into=lambda wc: DOWNLOADS[wc.archive]["into"],
     shell:
         "vlsae unpack --archive {input:q} --into {params.into:q} --marker {output:q} > {log:q} 2>&1"
 
@@ -174,12 +174,12 @@ rule verify_store:
         f"{RESULTS}/embeddings/{{store}}/{MANIFEST}",
     output:
         f"{RESULTS}/embeddings/{{store}}/{VERIFIED}",
-    wildcard_constraints:
-        store=r"(?!synthetic/).+",
     log:
         f"{RESULTS}/logs/verify/{{store}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/verify/{{store}}.tsv"
+    wildcard_constraints:
+        store=r"(?!synthetic/).+",
     conda:
         "../../environment.yml"
     threads: 1

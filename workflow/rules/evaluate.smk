@@ -3,15 +3,12 @@
 
 rule evaluate_het_references:
     input:
-        weights=het_weights(REFERENCE_SPECS, study="fig5"),
-        alignments=het_alignments(REFERENCE_SPECS, study="fig5"),
+        weights=het_files(f"{HET_SAE}/model.safetensors", D.reference_specs, study="fig5"),
+        alignments=het_files(f"{HET_SAE}/alignment.npz", specific(D.reference_specs), study="fig5"),
         data=rules.synth_het.output.eval,
         ground_truth=rules.synth_het.output.ground_truth,
     output:
-        metrics=het_metrics(REFERENCE_SPECS, study="fig5"),
-    params:
-        runs=het_eval_args,
-        metrics=json.dumps(STUDY["fig5"]["metrics"]),
+        metrics=het_files(HET_METRICS, D.reference_specs, study="fig5"),
     log:
         f"{RESULTS}/logs/evaluate/het-alpha{{alpha}}/references-seed{{seed}}.log",
     benchmark:
@@ -21,7 +18,10 @@ rule evaluate_het_references:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=10 * len(REFERENCE_SPECS),
+        runtime=10 * len(D.reference_specs),
+    params:
+        runs=het_eval_args,
+        metrics=json.dumps(D.studies["fig5"]["metrics"]),
     shell:
         "vlsae --threads {threads} eval-het {params.runs} --metrics {params.metrics:q} --data {input.data:q}"
         " --ground-truth {input.ground_truth:q} --seed {wildcards.seed} > {log:q} 2>&1"
@@ -29,23 +29,22 @@ rule evaluate_het_references:
 
 use rule evaluate_het_references as evaluate_het_fig6 with:
     input:
-        weights=het_weights(FIG6_TRAINED, alpha=FIG6["alpha"], study="fig6"),
-        alignments=het_alignments(FIG6_TRAINED, alpha=FIG6["alpha"], study="fig6"),
+        weights=het_files(f"{HET_SAE}/model.safetensors", D.fig6_trained, alpha=FIG6["alpha"], study="fig6"),
+        alignments=het_files(f"{HET_SAE}/alignment.npz", specific(D.fig6_trained), alpha=FIG6["alpha"], study="fig6"),
         data=expand(rules.synth_het.output.eval, alpha=FIG6["alpha"], allow_missing=True),
         ground_truth=expand(rules.synth_het.output.ground_truth, alpha=FIG6["alpha"], allow_missing=True),
     output:
-        metrics=het_metrics(FIG6_TRAINED, alpha=FIG6["alpha"], study="fig6"),
-    params:
-        runs=het_eval_args,
-        metrics=json.dumps(STUDY["fig6"]["metrics"]),
+        metrics=het_files(HET_METRICS, D.fig6_trained, alpha=FIG6["alpha"], study="fig6"),
     log:
         f"{RESULTS}/logs/evaluate/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.tsv"
     resources:
         mem_mb=4000,
-        runtime=10 * len(FIG6_TRAINED),
-
+        runtime=10 * len(D.fig6_trained),
+    params:
+        runs=het_eval_args,
+        metrics=json.dumps(D.studies["fig6"]["metrics"]),
 
 
 rule theory_phases:
@@ -72,9 +71,6 @@ rule evaluate_iso_toy:
         ground_truth=rules.synth_iso.output.ground_truth,
     output:
         f"{RESULTS}/metrics/iso_toy/iso-{{experiment}}/seed{{seed}}.parquet",
-    params:
-        models=lambda wildcards, input: shell_args(*(t for w in input.weights for t in ("--model", os.path.dirname(w)))),
-        truth=lambda wildcards: ISO["experiments"][wildcards.experiment]["truth"],
     log:
         f"{RESULTS}/logs/evaluate/iso-{{experiment}}-seed{{seed}}.log",
     benchmark:
@@ -85,6 +81,9 @@ rule evaluate_iso_toy:
     resources:
         mem_mb=4000,
         runtime=20,
+    params:
+        models=lambda wildcards, input: shell_args(*(t for w in input.weights for t in ("--model", os.path.dirname(w)))),
+        truth=lambda wildcards: ISO["experiments"][wildcards.experiment]["truth"],
     shell:
         "vlsae --threads {threads} eval-iso {params.models} --data {input.data:q}"
         " --ground-truth {input.ground_truth:q} --truth {params.truth:q} --experiment {wildcards.experiment}"
@@ -96,9 +95,6 @@ rule evaluate_encoder:
         rules.embed.output[0],
     output:
         f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/encoder.parquet",
-    params:
-        folder=subpath(input[0], parent=True),
-        options=json.dumps(REAL["evaluation"]),
     log:
         f"{RESULTS}/logs/evaluate/{{model}}-{{dataset}}/encoder.log",
     benchmark:
@@ -109,6 +105,9 @@ rule evaluate_encoder:
     resources:
         mem_mb=8000,
         runtime=60,
+    params:
+        folder=subpath(input[0], parent=True),
+        options=json.dumps(REAL["evaluation"]),
     shell:
         "vlsae --threads {threads} eval-encoder --data {params.folder:q} --options {params.options:q}"
         " --tag model={wildcards.model} --tag dataset={wildcards.dataset} --out {output:q} > {log:q} 2>&1"
@@ -120,10 +119,6 @@ rule evaluate_saes:
         data=f"{RESULTS}/embeddings/{{model}}/{{eval_dataset}}/manifest.json",
     output:
         f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/saes-on-{{eval_dataset}}.parquet",
-    params:
-        folder=subpath(input.data, parent=True),
-        runs=zoo_run_args,
-        options=json.dumps(REAL["evaluation"]),
     log:
         f"{RESULTS}/logs/evaluate/{{model}}-{{dataset}}/saes-on-{{eval_dataset}}.log",
     benchmark:
@@ -135,6 +130,10 @@ rule evaluate_saes:
         gpu=model_gpus,
         mem_mb=zoo_mb("evaluate"),
         runtime=4 * 60,
+    params:
+        folder=subpath(input.data, parent=True),
+        runs=zoo_run_args,
+        options=json.dumps(REAL["evaluation"]),
     shell:
         "vlsae --threads {threads} eval-saes --data {params.folder:q} {params.runs} --options {params.options:q}"
         " --tag model={wildcards.model} --tag dataset={wildcards.dataset} --tag eval_dataset={wildcards.eval_dataset}"
@@ -148,17 +147,12 @@ rule evaluate_bimodal_sae:
         data=f"{RESULTS}/embeddings/{{model}}/{{eval_dataset}}/manifest.json",
     output:
         f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/{{analysis}}-on-{{eval_dataset}}.parquet",
-    wildcard_constraints:
-        analysis="gap|arithmetic",
-    params:
-        train=subpath(input.train, parent=True),
-        folder=subpath(input.data, parent=True),
-        runs=lambda wildcards: zoo_run_args(wildcards, [BIMODAL_SAE]),
-        options=json.dumps(REAL["evaluation"]),
     log:
         f"{RESULTS}/logs/evaluate/{{model}}-{{dataset}}/{{analysis}}-on-{{eval_dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{model}}-{{dataset}}/{{analysis}}-on-{{eval_dataset}}.tsv"
+    wildcard_constraints:
+        analysis="gap|arithmetic",
     conda:
         "../../environment.yml"
     threads: 1
@@ -166,8 +160,13 @@ rule evaluate_bimodal_sae:
         gpu=model_gpus,
         mem_mb=16000,
         runtime=4 * 60,
+    params:
+        train=subpath(input.train, parent=True),
+        folder=subpath(input.data, parent=True),
+        runs=lambda wildcards: zoo_run_args(wildcards, [D.bimodal_sae]),
+        options=json.dumps(REAL["evaluation"]),
     shell:
-        "vlsae --threads {threads} eval-{wildcards.analysis} --data {params.folder:q} --train-data {params.train:q}"
+        "vlsae --threads {threads} eval-bimodal --analysis {wildcards.analysis} --data {params.folder:q} --train-data {params.train:q}"
         " {params.runs} --options {params.options:q} --tag model={wildcards.model} --tag dataset={wildcards.dataset}"
         " --tag eval_dataset={wildcards.eval_dataset} --out {output:q} > {log:q} 2>&1"
 
@@ -179,12 +178,6 @@ rule evaluate_steering:
         toy=lambda wildcards: toy_dataset_inputs(wildcards.eval_dataset),
     output:
         f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/steering-on-{{eval_dataset}}.parquet",
-    params:
-        folder=subpath(input.data, parent=True),
-        runs=zoo_run_args,
-        dataset=lambda wildcards: reader_json(wildcards.eval_dataset),
-        concepts=lambda wildcards: concept_files(wildcards.eval_dataset),
-        options=json.dumps(REAL["evaluation"]),
     log:
         f"{RESULTS}/logs/evaluate/{{model}}-{{dataset}}/steering-on-{{eval_dataset}}.log",
     benchmark:
@@ -196,6 +189,12 @@ rule evaluate_steering:
         gpu=model_gpus,
         mem_mb=16000,
         runtime=2 * 60,
+    params:
+        folder=subpath(input.data, parent=True),
+        runs=zoo_run_args,
+        dataset=lambda wildcards: reader_json(wildcards.eval_dataset),
+        concepts=lambda wildcards: D.concept_files(wildcards.eval_dataset),
+        options=json.dumps(REAL["evaluation"]),
     shell:
         "vlsae --threads {threads} eval-steering --data {params.folder:q} --dataset {params.dataset:q}"
         " --concepts {params.concepts:q} {params.runs} --options {params.options:q} --tag model={wildcards.model}"
@@ -206,14 +205,9 @@ rule evaluate_monosemanticity:
     input:
         alignments=zoo_alignments,
         data=f"{RESULTS}/embeddings/{{model}}/{{eval_dataset}}/manifest.json",
-        external=lambda wildcards: rules.embed.output[0].format(model=MS_ENCODER, dataset=wildcards.eval_dataset),
+        external=lambda wildcards: rules.embed.output[0].format(model=D.ms_encoder, dataset=wildcards.eval_dataset),
     output:
         f"{RESULTS}/metrics/real/{{model}}/{{dataset}}/monosemanticity-on-{{eval_dataset}}.parquet",
-    params:
-        folder=subpath(input.data, parent=True),
-        external=subpath(input.external, parent=True),
-        runs=zoo_run_args,
-        options=json.dumps(REAL["evaluation"]),
     log:
         f"{RESULTS}/logs/evaluate/{{model}}-{{dataset}}/monosemanticity-on-{{eval_dataset}}.log",
     benchmark:
@@ -225,6 +219,11 @@ rule evaluate_monosemanticity:
         gpu=model_gpus,
         mem_mb=16000,
         runtime=4 * 60,
+    params:
+        folder=subpath(input.data, parent=True),
+        external=subpath(input.external, parent=True),
+        runs=zoo_run_args,
+        options=json.dumps(REAL["evaluation"]),
     shell:
         "vlsae --threads {threads} eval-monosemanticity --data {params.folder:q} --external {params.external:q}"
         " {params.runs} --options {params.options:q} --tag model={wildcards.model} --tag dataset={wildcards.dataset}"

@@ -3,7 +3,7 @@
 
 rule report_het_fig5:
     input:
-        fig5_metric_files(),
+        het_files(HET_METRICS, D.reference_specs, alpha=FIG5["alphas"], seed=FIG5["seeds"], study="fig5"),
     output:
         table=report(f"{RESULTS}/tables/het_fig5_alpha_sweep.csv", caption="../report/het_fig5.rst", category="HET synthetic"),
         markdown=f"{RESULTS}/tables/het_fig5_alpha_sweep.md",
@@ -26,7 +26,7 @@ rule report_het_fig5:
 
 rule report_het_theory:
     input:
-        theory_boundary_files(),
+        expand(rules.theory_phases.output[0], rho=THEORY["rhos"]),
     output:
         table=report(f"{RESULTS}/tables/het_theory_phases.csv", caption="../report/het_theory.rst", category="HET theory"),
         markdown=f"{RESULTS}/tables/het_theory_phases.md",
@@ -49,16 +49,12 @@ rule report_het_theory:
 
 rule report_het_fig6:
     input:
-        fig6_metric_files(),
+        het_files(HET_METRICS, D.fig6_trained, alpha=FIG6["alpha"], seed=FIG6["seeds"], study="fig6"),
     output:
         table=report(f"{RESULTS}/tables/het_fig6_lambda_sweep.csv", caption="../report/het_fig6.rst", category="HET synthetic"),
         markdown=f"{RESULTS}/tables/het_fig6_lambda_sweep.md",
         pdf=f"{RESULTS}/figures/het_fig6_lambda_sweep.pdf",
         png=report(f"{RESULTS}/figures/het_fig6_lambda_sweep.png", caption="../report/het_fig6.rst", category="HET synthetic"),
-    params:
-        defaults=json.dumps({loss: options["weight"] for loss, options in FIG6["losses"].items()}),
-        dgp=het_dgp_json(FIG6["alpha"]),
-        settings=json.dumps({**STUDY["fig6"], "losses": FIG6["losses"]}),
     log:
         f"{RESULTS}/logs/report/het_fig6_lambda_sweep.log",
     benchmark:
@@ -69,15 +65,19 @@ rule report_het_fig6:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        sweep=json.dumps({spec.slug: [loss, multiplier] for loss, multiplier, spec in D.fig6_sweep}),
+        dgp=json.dumps(D.het_dgp(FIG6["alpha"])),
+        settings=json.dumps({**D.studies["fig6"], "losses": FIG6["losses"]}),
     shell:
-        "vlsae report-het-fig6 {input:q} --defaults {params.defaults:q} --dgp {params.dgp:q}"
+        "vlsae report-het-fig6 {input:q} --sweep {params.sweep:q} --dgp {params.dgp:q}"
         " --settings {params.settings:q} --table {output.table:q}"
         " --markdown {output.markdown:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
 rule report_iso_table5:
     input:
-        iso_metric_files(),
+        expand(rules.evaluate_iso_toy.output[0], experiment=ISO["experiments"], seed=ISO["seeds"]),
     output:
         table=report(f"{RESULTS}/tables/iso_table5_toy_dgp.csv", caption="../report/iso_table5.rst", category="ISO toy DGP"),
         markdown=f"{RESULTS}/tables/iso_table5_toy_dgp.md",
@@ -103,9 +103,6 @@ rule report_iso_fig9:
         markdown=f"{RESULTS}/tables/iso_fig9_toy_cosines.md",
         pdf=f"{RESULTS}/figures/iso_fig9_toy_cosines.pdf",
         png=report(f"{RESULTS}/figures/iso_fig9_toy_cosines.png", caption="../report/iso_fig9.rst", category="ISO toy DGP"),
-    params:
-        data=lambda wildcards, input: shell_args(*(t for name, path in input.items() for t in ("--data", f"{name}={os.path.dirname(path)}"))),
-        pairs=ISO["fig9_pairs"],
     log:
         f"{RESULTS}/logs/report/iso_fig9_toy_cosines.log",
     benchmark:
@@ -116,6 +113,11 @@ rule report_iso_fig9:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        data=lambda wildcards, input: shell_args(
+            *(t for name, path in input.items() for t in ("--data", f"{name}={os.path.dirname(path)}"))
+        ),
+        pairs=ISO["fig9_pairs"],
     shell:
         "vlsae report-cosines {params.data} --pairs {params.pairs:q} --table {output.table:q}"
         " --markdown {output.markdown:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
@@ -123,52 +125,52 @@ rule report_iso_fig9:
 
 rule report_real_table:
     input:
-        lambda wildcards: REAL_TABLES[wildcards.real_table][1](),
+        lambda wildcards: real_report_inputs(wildcards.real_table),
     output:
         table=report(f"{RESULTS}/tables/{{real_table}}.csv", caption="../report/real_tables.rst", category="Real data"),
         markdown=f"{RESULTS}/tables/{{real_table}}.md",
-    wildcard_constraints:
-        real_table=_one_of(REAL_TABLES),
-    params:
-        kind=lambda wildcards: REAL_TABLES[wildcards.real_table][0],
     log:
         f"{RESULTS}/logs/report/{{real_table}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/report/{{real_table}}.tsv"
+    wildcard_constraints:
+        real_table=_one_of(REAL_TABLES),
     conda:
         "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        kind=lambda wildcards: REAL_REPORTS[wildcards.real_table]["kind"],
     shell:
         "vlsae report-table {input:q} --kind {params.kind:q} --table {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
 
 
 rule report_real_figure:
     input:
-        lambda wildcards: REAL_FIGURES[wildcards.real_figure][1](),
+        lambda wildcards: real_report_inputs(wildcards.real_figure),
     output:
         table=f"{RESULTS}/tables/{{real_figure}}.csv",
         markdown=f"{RESULTS}/tables/{{real_figure}}.md",
         pdf=f"{RESULTS}/figures/{{real_figure}}.pdf",
         png=report(f"{RESULTS}/figures/{{real_figure}}.png", caption="../report/real_figures.rst", category="Real data"),
-    wildcard_constraints:
-        real_figure=_one_of(REAL_FIGURES),
-    params:
-        kind=lambda wildcards: REAL_FIGURES[wildcards.real_figure][0],
     log:
         f"{RESULTS}/logs/report/{{real_figure}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/report/{{real_figure}}.tsv"
+    wildcard_constraints:
+        real_figure=_one_of(REAL_FIGURES),
     conda:
         "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        kind=lambda wildcards: REAL_REPORTS[wildcards.real_figure]["kind"],
     shell:
-        "vlsae report-{params.kind:q} {input:q} --table {output.table:q} --markdown {output.markdown:q}"
+        "vlsae report-figure {input:q} --kind {params.kind:q} --table {output.table:q} --markdown {output.markdown:q}"
         " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
@@ -180,9 +182,6 @@ rule report_iso_fig11:
         markdown=f"{RESULTS}/tables/iso_fig11_cosines.md",
         pdf=f"{RESULTS}/figures/iso_fig11_cosines.pdf",
         png=report(f"{RESULTS}/figures/iso_fig11_cosines.png", caption="../report/iso_fig11.rst", category="Real data"),
-    params:
-        data=lambda wildcards, input: shell_args(*(t for name, path in input.items() for t in ("--data", f"{name}={os.path.dirname(path)}"))),
-        pairs=REAL["evaluation"]["sample_pairs"],
     log:
         f"{RESULTS}/logs/report/iso_fig11_cosines.log",
     benchmark:
@@ -193,6 +192,11 @@ rule report_iso_fig11:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        data=lambda wildcards, input: shell_args(
+            *(t for name, path in input.items() for t in ("--data", f"{name}={os.path.dirname(path)}"))
+        ),
+        pairs=REAL["evaluation"]["sample_pairs"],
     shell:
         "vlsae report-cosines {params.data} --pairs {params.pairs:q} --heading 'ISO Fig. 11: cosine similarities of the encoders'"
         " --table {output.table:q} --markdown {output.markdown:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
@@ -206,9 +210,6 @@ rule report_het_fig2:
         markdown=f"{RESULTS}/tables/het_fig2_directions.md",
         pdf=f"{RESULTS}/figures/het_fig2_directions.pdf",
         png=report(f"{RESULTS}/figures/het_fig2_directions.png", caption="../report/het_fig2.rst", category="Real data"),
-    params:
-        runs=fig2_run_args(),
-        pairs=REAL["fig2_pairs"],
     log:
         f"{RESULTS}/logs/report/het_fig2_directions.log",
     benchmark:
@@ -219,6 +220,9 @@ rule report_het_fig2:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        runs=fig2_run_args(),
+        pairs=REAL["fig2_pairs"],
     shell:
         "vlsae report-het-fig2 {params.runs} --pairs {params.pairs:q} --table {output.table:q} --markdown {output.markdown:q}"
         " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
@@ -231,10 +235,6 @@ rule report_claims:
     output:
         csv=report(f"{RESULTS}/tables/claims.csv", caption="../report/claims.rst", category="Claims"),
         markdown=f"{RESULTS}/tables/claims.md",
-    params:
-        tables=lambda wildcards, input: shell_args(*(t for stem in claim_tables() for t in ("--table", f"{stem}={input[stem]}"))),
-        real_data="--real-data" if REAL["enabled"] and design.real_embeddings(EMBED, MODELS, DATASETS) else "",
-        settings=f"Configuration: {' + '.join(map(str, workflow.configfiles)) or 'config/config.yaml'}.",
     log:
         f"{RESULTS}/logs/report/claims.log",
     benchmark:
@@ -245,6 +245,10 @@ rule report_claims:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        tables=lambda wildcards, input: shell_args(*(t for stem in claim_tables() for t in ("--table", f"{stem}={input[stem]}"))),
+        real_data="--real-data" if D.real_embeddings() else "",
+        settings=f"Configuration: {' + '.join(map(str, workflow.configfiles)) or 'config/config.yaml'}.",
     shell:
         "vlsae report-claims --claims {input.claims:q} {params.tables} {params.real_data} --settings {params.settings:q}"
         " --csv {output.csv:q} --markdown {output.markdown:q} > {log:q} 2>&1"

@@ -7,10 +7,7 @@ rule train_het_references:
         data=rules.synth_het.output.train,
         verified=verified(rules.synth_het.output.train),
     output:
-        weights=het_weights(REFERENCE_SPECS, study="fig5"),
-    params:
-        runs=het_train_args(REFERENCE_SPECS),
-        training=json.dumps(STUDY["fig5"]["training"]),
+        weights=het_files(f"{HET_SAE}/model.safetensors", D.reference_specs, study="fig5"),
     log:
         f"{RESULTS}/logs/train/het-alpha{{alpha}}/references-seed{{seed}}.log",
     benchmark:
@@ -20,7 +17,10 @@ rule train_het_references:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=60 * len(REFERENCE_SPECS),
+        runtime=60 * len(D.reference_specs),
+    params:
+        runs=het_train_args(D.reference_specs),
+        training=json.dumps(D.studies["fig5"]["training"]),
     shell:
         "vlsae --threads {threads} train --data {input.data:q} {params.runs}"
         " --training {params.training:q} --seed {wildcards.seed} > {log:q} 2>&1"
@@ -31,18 +31,17 @@ use rule train_het_references as train_het_fig6 with:
         data=expand(rules.synth_het.output.train, alpha=FIG6["alpha"], allow_missing=True),
         verified=expand(verified(rules.synth_het.output.train), alpha=FIG6["alpha"], allow_missing=True),
     output:
-        weights=het_weights(FIG6_TRAINED, alpha=FIG6["alpha"], study="fig6"),
-    params:
-        runs=het_train_args(FIG6_TRAINED),
-        training=json.dumps(STUDY["fig6"]["training"]),
+        weights=het_files(f"{HET_SAE}/model.safetensors", D.fig6_trained, alpha=FIG6["alpha"], study="fig6"),
     log:
         f"{RESULTS}/logs/train/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/het-alpha{FIG6['alpha']}/fig6-seed{{seed}}.tsv"
     resources:
         mem_mb=4000,
-        runtime=60 * len(FIG6_TRAINED),
-
+        runtime=60 * len(D.fig6_trained),
+    params:
+        runs=het_train_args(D.fig6_trained),
+        training=json.dumps(D.studies["fig6"]["training"]),
 
 
 rule train_iso_toy:
@@ -50,11 +49,10 @@ rule train_iso_toy:
         data=rules.synth_iso.output.train,
         verified=verified(rules.synth_iso.output.train),
     output:
-        weights=expand(f"{RESULTS}/saes/synthetic/iso-{{{{experiment}}}}/{{model}}/seed{{{{seed}}}}/model.safetensors",
-                       model=ISO_MODEL_NAMES),
-    params:
-        runs=iso_train_args,
-        training=json.dumps(ISO["training"]),
+        weights=expand(
+            f"{RESULTS}/saes/synthetic/iso-{{{{experiment}}}}/{{model}}/seed{{{{seed}}}}/model.safetensors",
+            model=design.ISO_MODEL_NAMES,
+        ),
     log:
         f"{RESULTS}/logs/train/iso-{{experiment}}-seed{{seed}}.log",
     benchmark:
@@ -65,6 +63,9 @@ rule train_iso_toy:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        runs=iso_train_args,
+        training=json.dumps(ISO["training"]),
     shell:
         "vlsae --threads {threads} train --data {input.data:q} {params.runs}"
         " --training {params.training:q} --seed {wildcards.seed} > {log:q} 2>&1"
@@ -76,9 +77,6 @@ rule train_zoo:
         verified=verified(rules.embed.output[0]),
     output:
         zoo_marker("{model}", "{dataset}", "{seed}", "{protocol}.trained"),
-    params:
-        runs=zoo_train_args,
-        training=lambda wildcards: json.dumps(PROTOCOLS[wildcards.protocol]),
     log:
         f"{RESULTS}/logs/train/{{model}}-{{dataset}}/zoo-{{protocol}}-seed{{seed}}.log",
     benchmark:
@@ -90,6 +88,9 @@ rule train_zoo:
         gpu=model_gpus,
         mem_mb=zoo_mb("train"),
         runtime=12 * 60,
+    params:
+        runs=zoo_train_args,
+        training=lambda wildcards: json.dumps(D.protocols[wildcards.protocol]),
     shell:
         "vlsae --threads {threads} train --data {input.data:q} {params.runs}"
         " --training {params.training:q} --seed {wildcards.seed} > {log:q} 2>&1 && touch {output:q}"

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from ..atomic import atomic_path
 from ..metrics.heterogeneity import pair_histogram
 from ..sae import PairedSAE
+from ..store import MODALITIES
 from ..sae.base import Code
 from ..store import EmbeddingStore
 
@@ -193,7 +194,7 @@ def align_paired_sae(model: PairedSAE, train_store: EmbeddingStore, batch_size: 
     live_image, live_text = stats.live_image, stats.live_text
     pair_counts = np.zeros((0, 0))
     if model.spec.arrangement == "specific":  # row blocks of C, before C replaces the cross moment
-        atoms = [model.side(side).W_dec.detach().float().cpu().numpy() for side in ("image", "text")]
+        atoms = [model.side(side).W_dec.detach().float().cpu().numpy() for side in MODALITIES]
         pair_counts = pair_histogram(stats.correlation, live_image, live_text, *atoms)
     corr = stats.correlation_()
     perm, matched = hungarian_permutation(corr, live_image, live_text, matching)

@@ -1,7 +1,7 @@
 """The 80 ImageNet prompt templates of CLIP (Radford et al. 2021, "Prompt engineering for ImageNet").
 
 Zero-shot class embeddings average the normalised embeddings of every template filled with the
-class name, then renormalise (science.md, zero-shot accuracy).
+class name, then renormalise (ISO App. E.1, zero-shot accuracy; docs/methods.md).
 """
 
 IMAGENET_TEMPLATES = (

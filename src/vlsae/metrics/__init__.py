@@ -1,1 +1,1 @@
-"""Metric suites, one module per family (science.md "Real-data metrics", HET E.3)."""
+"""Metric suites, one module per family (docs/methods.md, "Real-data metrics"; HET E.3)."""

@@ -33,7 +33,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ..sae import PairedSAE
-from ..store import EmbeddingStore
+from ..store import MODALITIES, EmbeddingStore
 from ..synth.iso import TRUTHS, IsoGroundTruth
 
 
@@ -120,7 +120,7 @@ def encode_store(model: PairedSAE, eval_store: EmbeddingStore, batch_size: int =
         raise ValueError("dictionary recovery compares one shared dictionary with the truth")
     sae = model.side("image").cpu().eval()
     codes, sse, total, n, mean = [], 0.0, 0.0, 0, 0.0
-    for side in ("image", "text"):
+    for side in MODALITIES:
         for batch in eval_store.iter_batches(batch_size):
             x = torch.from_numpy(getattr(batch, side))
             x_hat, code = sae(x)

@@ -23,12 +23,11 @@ from tqdm import tqdm
 from ..align import Alignment, CoactivationStats
 from ..align.hungarian import accumulate_cross
 from ..sae import PairedSAE
-from ..store import EmbeddingStore, PairBatch
+from ..store import MODALITIES, EmbeddingStore, PairBatch
 from ..strict import from_dict
 from . import encoder, heterogeneity, modality, sae as general
 from .heterogeneity import normalised
 
-SIDES = ("image", "text")
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ def evaluate_encoder(data: EvalSet, opts: EvalOptions, progress: bool = True) ->
         for k in hits:
             hits[k] += encoder.recall_at_k(batch.image, batch.text, k, opts.recall_batch) * len(batch)
     metrics = {f"recall@{k}": h / len(store) for k, h in hits.items()}
-    metrics["gap_dim"] = float(np.linalg.norm(data.means[0] - data.means[1]))
+    metrics["gap_dim"] = encoder.difference_in_means(data.means[0], data.means[1])
     metrics["gap_wasserstein"] = encoder.wasserstein(head.image, head.text)
     metrics.update({f"cosine_{name}": float(values.mean())
                     for name, values in encoder.cosine_samples(head.image, head.text).items()})
@@ -177,7 +176,7 @@ class TrainReference:
         sums, energy = np.zeros((4, store.dim)), {}
         for batch in tqdm(store.iter_batches(opts.batch_size), total=store.n_batches(opts.batch_size),
                           desc="training means", disable=not progress, mininterval=2.0):
-            for i, side in enumerate(SIDES):
+            for i, side in enumerate(MODALITIES):
                 _, z = run(side, getattr(batch, side))
                 sums[i] += getattr(batch, side).sum(0)
                 sums[2 + i] += z.sum(0) @ run.atoms(side)  # the sum of Z D, without the decoder bias
@@ -211,9 +210,9 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
                  device: torch.device, progress: bool = True) -> list[dict]:
     """Every metric of one trained SAE on ``data``; rows carry a ``method`` (``""`` or ``post-hoc``)."""
     run, store = SAERun(model, device), data.store
-    components = {side: model.component_of(side) for side in SIDES}
+    components = {side: model.component_of(side) for side in MODALITIES}
     shared = model.spec.arrangement == "shared"
-    recon = {side: general.ReconstructionStats(mean=data.means[i]) for i, side in enumerate(SIDES)}
+    recon = {side: general.ReconstructionStats(mean=data.means[i]) for i, side in enumerate(MODALITIES)}
     # energies and Sigma; Z^T Z per component. The m x m moments in float32: half the memory, and the
     # structure metrics built on them need a few digits only
     paired = CoactivationStats.empty(model.side("image").m, model.side("text").m, dtype=np.float32)
@@ -221,7 +220,7 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
     for batch in tqdm(store.iter_batches(opts.batch_size), total=store.n_batches(opts.batch_size),
                       desc="sae metrics", disable=not progress, mininterval=2.0):
         codes = {}
-        for side in SIDES:
+        for side in MODALITIES:
             x = getattr(batch, side)
             x_hat, codes[side] = run(side, x)
             recon[side].update(x, x_hat, codes[side])
@@ -234,7 +233,7 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
         rows.append({"metric": metric, "value": float(value), "method": keys.get("method", ""),
                      "component": keys.get("component", "all")})
 
-    for side in SIDES:
+    for side in MODALITIES:
         for metric, value in recon[side].result().items():
             add(metric, value, component=side)
         ins, dele = _insertion_deletion(run, side, getattr(data.head, side))
@@ -257,6 +256,25 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
     for method, perm in alignment_methods(model, alignment).items():
         for metric, value in _het_rows(run, data, perm, opts).items():
             add(metric, value, method=method)
+    return rows
+
+
+def evaluate_zoo(runs, data: EvalSet, opts: EvalOptions) -> list[dict]:
+    """Rows of :func:`evaluate_sae` for each ``(name, seed, SAERun, alignment)`` of ``runs``; a name trained
+    with several seeds also gets ``stability`` across them (seed ``-1``, mean over its components)."""
+    rows, dictionaries = [], {}  # name -> (spec, signed codes, per seed: one dictionary per component)
+    for name, seed, run, alignment in runs:
+        model = run.model
+        rows += [{"sae": name, "seed": seed, "spec": model.spec.slug, **row}
+                 for row in evaluate_sae(model, data, alignment, opts, run.device)]
+        components = model.components()
+        dictionaries.setdefault(name, (model.spec, components[0].signed_codes, []))[2].append(
+            [c.W_dec.detach().float().cpu().numpy() for c in components])
+    for name, (spec, signed, seeds) in dictionaries.items():
+        if len(seeds) > 1:
+            value = float(np.mean([general.stability(list(per_component), signed) for per_component in zip(*seeds)]))
+            rows.append({"sae": name, "seed": -1, "spec": spec.slug, "metric": "stability", "value": value,
+                         "method": "", "component": "all"})
     return rows
 
 
@@ -284,8 +302,8 @@ def _modality_rows(run: SAERun, data: EvalSet, energy: dict, paired: Coactivatio
     plan = modality.transport_plan(energy["image"], energy["text"], atoms, solver=opts.ot_solver)
     full = bimodal_only = 0.0
     for batch in data.store.iter_batches(opts.recall_batch):
-        recon = {side: run.reconstruct(side, getattr(batch, side), bimodal) for side in SIDES}
-        unit = [normalised(recon[s][j]) for j in (0, 1) for s in SIDES]
+        recon = {side: run.reconstruct(side, getattr(batch, side), bimodal) for side in MODALITIES}
+        unit = [normalised(recon[s][j]) for j in (0, 1) for s in MODALITIES]
         full += encoder.recall_at_k(unit[0], unit[1], 1, opts.recall_batch) * len(batch)
         bimodal_only += encoder.recall_at_k(unit[2], unit[3], 1, opts.recall_batch) * len(batch)
     return {"live_latents": live.sum(), "bimodal_share": bimodal[live].mean() if live.any() else 0.0,

@@ -14,7 +14,8 @@ from ..store import EmbeddingStore
 from . import arithmetic, encoder, gap, steering
 from .heterogeneity import normalised
 from .monosemanticity import MonosemanticityAccumulator, code_range
-from .real import SIDES, EvalOptions, EvalSet, SAERun, TrainReference, side_rows, sparse_codes
+from ..store import MODALITIES
+from .real import EvalOptions, EvalSet, SAERun, TrainReference, side_rows, sparse_codes
 
 
 def evaluate_gap(run: SAERun, data: EvalSet, ref: TrainReference, opts: EvalOptions, seed: int,
@@ -26,7 +27,7 @@ def evaluate_gap(run: SAERun, data: EvalSet, ref: TrainReference, opts: EvalOpti
     store, direction = data.store, gap.random_direction(data.store.dim, seed)
 
     def transform(side: int, x: np.ndarray) -> dict[str, np.ndarray]:
-        full, bimodal = run.reconstruct(SIDES[side], x, ref.bimodal)
+        full, bimodal = run.reconstruct(MODALITIES[side], x, ref.bimodal)
         return gap.interventions(side, x, full, bimodal, ref.raw, ref.recon, direction)
 
     sums = {m: np.zeros((2, store.dim)) for m in gap.METHODS}
@@ -35,17 +36,17 @@ def evaluate_gap(run: SAERun, data: EvalSet, ref: TrainReference, opts: EvalOpti
     classes = None if data.labels is None else transform(1, data.class_embeddings)
     for batch in tqdm(store.iter_batches(opts.recall_batch), total=store.n_batches(opts.recall_batch),
                       desc="gap removal", disable=not progress, mininterval=2.0):
-        views = [transform(i, getattr(batch, side)) for i, side in enumerate(SIDES)]
+        views = [transform(i, getattr(batch, side)) for i, side in enumerate(MODALITIES)]
         labels = None if classes is None else data.labels[start:start + len(batch)]
         for m in gap.METHODS:
             sums[m] += np.stack([views[0][m].sum(0), views[1][m].sum(0)])
             hits[m] += len(batch) * (encoder.recall_at_k(views[0][m], views[1][m], 1, opts.recall_batch) if classes is None
                                      else encoder.zero_shot_accuracy(views[0][m], labels, classes[m], data.classes, 1))
         start += len(batch)
-    head = [transform(i, getattr(data.head, side)) for i, side in enumerate(SIDES)]
+    head = [transform(i, getattr(data.head, side)) for i, side in enumerate(MODALITIES)]
     rows = []
     for m in gap.METHODS:
-        metrics = {"gap_dim": float(np.linalg.norm(sums[m][0] - sums[m][1]) / len(store)),
+        metrics = {"gap_dim": encoder.difference_in_means(sums[m][0] / len(store), sums[m][1] / len(store)),
                    **gap.population_metrics(head[0][m], head[1][m], opts.ood_k), score: hits[m] / len(store)}
         rows += [{"method": m, "metric": k, "value": float(v)} for k, v in metrics.items()]
     return rows
@@ -133,7 +134,7 @@ def evaluate_monosemanticity(run: SAERun, store: EmbeddingStore, external: Embed
     """HET Fig. 8: MS of every latent of each side, with the same side of ``external`` (another
     encoder's store of the same dataset, rows matched by source id) as the similarity space."""
     rows = []
-    for side in SIDES:
+    for side in MODALITIES:
         if not np.array_equal(store.source_ids(side), external.source_ids(side)):
             raise ValueError(f"{external.root} does not hold the same {side} rows as {store.root}: "
                              "embed the same dataset with the external encoder")

@@ -126,6 +126,17 @@ def top1_reconstruction(model: PairedSAE, side: str, inputs: np.ndarray) -> np.n
     return (value[:, None] * sae.W_dec[index] + sae.b_dec).numpy()
 
 
+def het_methods(model: PairedSAE, alignment_perm: np.ndarray | None) -> dict[str, np.ndarray | None]:
+    """Figs. 5-6's methods of one trained SAE: its arrangement and auxiliary losses (``shared + iso_energy``,
+    ``modality-specific``) and, for a modality-specific pair with an alignment, ``... + post-hoc``."""
+    spec = model.spec
+    name = " + ".join(["shared" if spec.arrangement == "shared" else "modality-specific", *sorted(spec.aux)])
+    methods = {name: None}
+    if spec.arrangement == "specific" and alignment_perm is not None:
+        methods[f"{name} + post-hoc"] = alignment_perm
+    return methods
+
+
 def evaluate_het(model: PairedSAE, gt: GroundTruth, eval_store: EmbeddingStore, perm: np.ndarray | None = None,
                  metrics: HetMetrics = HetMetrics()) -> dict[str, float]:
     """All five metrics of one trained model, streaming the evaluation store in batches of ``FVU_BATCH``;

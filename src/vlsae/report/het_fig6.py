@@ -1,7 +1,8 @@
 """HET Fig. 6: auxiliary-loss strength sweep at one alpha, against post-hoc alignment.
 
-Input: tidy metric rows of ``eval-het`` (``method, alpha, seed, aux_weights, metric, value``) and the
-default weight of each swept loss. Output: a wide table (one row per method, multiplier and seed;
+Input: tidy metric rows of ``eval-het`` (``method, alpha, seed, sae_id, metric, value``) and the sweep
+of the study design (:attr:`vlsae.design.Design.fig6_sweep`: each swept SAE's loss and weight
+multiplier, by ``sae_id``). Output: a wide table (one row per method, multiplier and seed;
 csv + markdown with mean and std, and the paper's two claims checked), and a five-panel figure:
 each metric against the weight multiplier for the Iso-Energy and group-sparse losses, with the
 shared SAE, the modality-specific pair and post-hoc alignment as horizontal references. The
@@ -10,8 +11,6 @@ it aligns by dropping what differs between an image and its caption, not by reco
 """
 
 from __future__ import annotations
-
-import json
 
 import matplotlib
 
@@ -30,14 +29,15 @@ REFERENCES = {"shared": "tab:green", "modality-specific": "gold", POST_HOC: "tab
 SWEPT = {"iso_energy": "teal", "group_sparse": "tab:purple"}
 
 
-def wide_table(tidy: pd.DataFrame, defaults: dict[str, float]) -> pd.DataFrame:
-    """One row per (method, loss weight, seed); ``loss`` and ``multiplier`` = weight / default, NaN for references."""
-    table = tidy.pivot_table(index=["method", "alpha", "seed", "aux_weights"], columns="metric", values="value")
+def wide_table(tidy: pd.DataFrame, sweep: dict[str, tuple[str, float]]) -> pd.DataFrame:
+    """One row per (method, SAE, seed); ``loss`` and ``multiplier`` from ``sweep`` (``sae_id`` -> the swept
+    loss and its weight multiplier), ``""`` and NaN for the references."""
+    table = tidy.pivot_table(index=["method", "alpha", "seed", "sae_id"], columns="metric", values="value")
     table = table.reset_index()
     table.columns.name = None
-    weights = table["aux_weights"].map(json.loads)
-    table["loss"] = weights.map(lambda w: next(iter(w), ""))
-    table["multiplier"] = [w[loss] / defaults[loss] if loss else np.nan for w, loss in zip(weights, table["loss"])]
+    swept = [sweep.get(sae_id, ("", np.nan)) for sae_id in table["sae_id"]]
+    table["loss"] = [loss for loss, _ in swept]
+    table["multiplier"] = [float(multiplier) for _, multiplier in swept]
     table = table.sort_values(["loss", "method", "multiplier", "seed"], na_position="first")
     return table[["method", "loss", "multiplier", "alpha", "seed", *METRICS, *definitions(table)]].reset_index(drop=True)
 

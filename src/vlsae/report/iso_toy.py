@@ -123,6 +123,12 @@ def write_cosine_table(table: pd.DataFrame, csv_path: str, md_path: str, heading
                + table.to_markdown(index=False, floatfmt=".3f") + "\n")
 
 
+def panel_titles(stores: dict[str, EmbeddingStore]) -> dict[str, str]:
+    """A toy-DGP store's panel names its tau1 and tau2; any other store keeps its name."""
+    return {name: f"toy DGP, {name} (tau1 = {store.metadata['tau1']:g}, tau2 = {store.metadata['tau2']:g})"
+            if "tau1" in store.metadata else name for name, store in stores.items()}
+
+
 def plot_cosines(cosines: dict[str, dict[str, np.ndarray]], titles: dict[str, str], pdf_path: str, png_path: str) -> None:
     fig, axes = plt.subplots(1, len(cosines), figsize=(5 * len(cosines), 3.4), constrained_layout=True, squeeze=False)
     bins = np.linspace(-0.4, 1.0, 71)

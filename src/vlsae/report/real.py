@@ -17,7 +17,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 from ..atomic import write_frame, write_text  # noqa: E402
+from ..store import MODALITIES  # noqa: E402
 from ..metrics.heterogeneity import CORR_BINS, DISTANCE_BINS  # noqa: E402
 from . import save_figure  # noqa: E402
 
@@ -118,6 +122,7 @@ def write_table(table: pd.DataFrame, csv_path: str, md_path: str, heading: str, 
     write_text(md_path, f"# {heading}\n\n{note}\n\n" + markdown_cells(table).to_markdown(index=False) + "\n")
 
 
+
 def plot_directions(histograms: dict[str, np.ndarray], pdf_path: str, png_path: str, pairs: str) -> None:
     """HET Fig. 2: per model, the distribution of image-text decoder cosine distance per correlation bin."""
     fig, axes = plt.subplots(1, len(histograms), figsize=(5 * len(histograms), 3.4), constrained_layout=True, squeeze=False)
@@ -133,6 +138,27 @@ def plot_directions(histograms: dict[str, np.ndarray], pdf_path: str, png_path: 
     axes[0, 0].set_ylabel("share of latent pairs")
     axes[0, 0].legend(fontsize=7)
     save_figure(fig, pdf_path, png_path)
+
+
+def pooled_directions(runs: list[tuple[str, str]], pairs: str) -> dict[str, np.ndarray]:
+    """HET Fig. 2's histogram per panel, pooling the ``(panel, folder)`` runs of one panel (e.g. its seeds):
+    ``pairs: all`` reads the all-pairs counts saved by the alignment (App. E.1), ``matched`` bins only the
+    Hungarian-matched pairs (the authors' code)."""
+    from ..align import Alignment
+    from ..metrics.heterogeneity import direction_histogram
+    from ..sae import load_paired_sae
+
+    histograms = {}
+    for panel, folder in runs:
+        alignment = Alignment.load(Path(folder) / "alignment.npz")
+        if pairs == "all":
+            counts = alignment.pair_counts
+        else:
+            model = load_paired_sae(folder)
+            atoms = {side: model.side(side).W_dec.detach().float().numpy() for side in MODALITIES}
+            counts = direction_histogram(atoms["image"], atoms["text"][alignment.perm], alignment.matched_corr)
+        histograms[panel] = histograms.get(panel, np.zeros_like(counts)) + counts
+    return histograms
 
 
 def directions_table(histograms: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -242,3 +268,39 @@ def plot_monosemanticity(curves: pd.DataFrame, pdf_path: str, png_path: str) -> 
     axes[0, 0].set_ylabel("monosemanticity score")
     axes[0, 0].legend(fontsize=7)
     save_figure(fig, pdf_path, png_path)
+
+
+TABLES = {  # report-table --kind: (table function, its heading)
+    "iso_table6": (table6, "ISO Table 6: modality gap, recall and classification of the encoders"),
+    "iso_table3": (table3, "ISO Table 3: metrics of the SAE zoo (mean ± std over seeds; per-side metrics averaged)"),
+    "het_table1": (table1, "HET Table 1: retrieval and zero-shot on latent codes, per method (mean ± std over seeds)"),
+    "iso_tables9_11": (partial(gap_table, kind="iso_tables9_11"),
+                       "ISO Tables 9-11: removing the modality gap (recall@1 on caption sets, zero-shot on ImageNet)"),
+    "iso_table12": (partial(gap_table, kind="iso_table12"), "ISO Table 12: baselines A-C against bimodal-only reconstruction"),
+    "iso_tables7_8": (arithmetic_table, "ISO Tables 7-8: vector arithmetic, OOD score and (r@10 + r@50) / 2"),
+}
+
+
+def write_kind(kind: str, tidy: pd.DataFrame, csv_path: str, md_path: str) -> None:
+    """The real-data table ``kind`` (:data:`TABLES`) of ``tidy`` rows, csv and markdown."""
+    function, heading = TABLES[kind]
+    write_table(function(tidy), csv_path, md_path, heading)
+
+
+def write_figure(kind: str, tidy: pd.DataFrame, csv_path: str, md_path: str, pdf_path: str, png_path: str) -> None:
+    """HET Fig. 7 (``het_fig7``, from eval-steering rows) or Fig. 8 (``het_fig8``, eval-monosemanticity)."""
+    if kind == "het_fig7":
+        table = steering_table(tidy)
+        write_table(table, csv_path, md_path, "HET Fig. 7: concept steering against its strength alpha "
+                    "(mean over concepts, then mean ± std over seeds)")
+        plot_steering(table, pdf_path, png_path)
+    elif kind == "het_fig8":
+        curves = sorted_scores(tidy)
+        write_table(monosemanticity_table(tidy, curves), csv_path, md_path,
+                    "HET Fig. 8: monosemanticity scores (latents: ranks scored in every seed; sorted, mean over seeds)")
+        plot_monosemanticity(curves, pdf_path, png_path)
+    else:
+        raise ValueError(f"unknown figure kind {kind!r}; choose het_fig7 or het_fig8")
+
+
+FIGURES = ("het_fig7", "het_fig8")

@@ -1,4 +1,4 @@
-"""The SAE zoo (science.md, "SAE family").
+"""The SAE zoo (docs/methods.md, "SAEs and their training").
 
 Each architecture is one module defining a :class:`~vlsae.sae.base.SparseAutoencoder`
 subclass and registering it in :data:`ARCHITECTURES`; :mod:`vlsae.sae.losses` holds the

@@ -1,4 +1,4 @@
-"""Common SAE skeleton (science.md, "SAE family").
+"""Common SAE skeleton (docs/methods.md, "SAEs and their training").
 
 A dictionary ``W_dec`` (``m x d``, rows are atoms) and a pre-bias ``b_dec`` decode a code ``z``
 as ``x_hat = W_dec^T z + b_dec``. With ``unit_norm_decoder`` the atoms stay on the unit sphere

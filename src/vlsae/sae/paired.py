@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..atomic import atomic_path, write_json
+from ..store import MODALITIES
 from ..strict import from_dict
 from .base import EncoderSAE, SparseAutoencoder
 from .losses import aux_slug, build_aux_losses
@@ -35,7 +36,7 @@ class SAESpec:
     latents: int = 8192
     arrangement: str = "shared"
     unit_norm_decoder: bool = True
-    params: dict = field(default_factory=lambda: {"k": 32})
+    params: dict = field(default_factory=lambda: {"k": 16})  # the schema's default: HET E.2's k
     aux: dict = field(default_factory=dict)
     encoder_init: str = "transpose"
 
@@ -81,7 +82,7 @@ class PairedSAE(nn.Module):
     def __init__(self, spec: SAESpec, d: int):
         super().__init__()
         self.spec, self.d = spec, d
-        names = ("shared",) if spec.arrangement == "shared" else ("image", "text")
+        names = ("shared",) if spec.arrangement == "shared" else MODALITIES
         self.saes = nn.ModuleDict(
             {n: build_sae(spec.architecture, d, spec.latents_per_sae, spec.unit_norm_decoder, **spec.params) for n in names}
         )

@@ -1,4 +1,4 @@
-"""Architecture registry: name -> class. Adding an architecture is one module plus one entry."""
+"""Architecture registry: name -> class (CONTRIBUTING.md, "Add an SAE architecture", lists the other files to touch)."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_path, write_frame
 from ..device import resolve_device
-from ..store import MANIFEST, EmbeddingStore, file_digest
+from ..store import MANIFEST, MODALITIES, EmbeddingStore, file_digest
 from ..strict import from_dict
 from .base import Code, SparseAutoencoder
 from .losses import build_aux_losses
@@ -58,7 +58,6 @@ from .paired import PairedSAE, SAESpec
 
 log = logging.getLogger(__name__)
 CHECKPOINT, LOG = "checkpoint.pt", "log.csv"
-SIDES = ("image", "text")
 SCHEDULES = ("constant", "cosine", "onecycle")
 RECONSTRUCTIONS = ("mse", "fvu", "element_mean")
 CLIP_SCOPES = ("sae", "model")
@@ -210,15 +209,15 @@ class _Run:
             shape = (inputs["image"].shape[0], model.side("image").m)
             keep = (torch.rand(shape, generator=self.rng, device=inputs["image"].device) >= self.drop_p).float()
         with autocast:
-            outs = {s: model.side(s)(inputs[s], keep) for s in SIDES}
-            terms = {f"rec_{s}": reconstruction_loss(inputs[s], outs[s][0].float(), cfg.reconstruction) for s in SIDES}
-            for s in SIDES:
+            outs = {s: model.side(s)(inputs[s], keep) for s in MODALITIES}
+            terms = {f"rec_{s}": reconstruction_loss(inputs[s], outs[s][0].float(), cfg.reconstruction) for s in MODALITIES}
+            for s in MODALITIES:
                 if outs[s][1].penalty is not None:
                     terms[f"sparsity_{s}"] = outs[s][1].penalty
             for name, loss in self.aux.items():
                 terms[name] = loss.weight * loss(outs["image"][1], outs["text"][1])
             if cfg.auxk_coeff > 0:
-                for s in SIDES:
+                for s in MODALITIES:
                     dead = self.idle[model.component_of(s)] >= cfg.dead_after
                     if dead.any():
                         terms[f"auxk_{s}"] = cfg.auxk_coeff * auxk_loss(model.side(s), inputs[s], outs[s][0], dead,
@@ -235,10 +234,10 @@ class _Run:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         self.opt.step()
         self.sched.step()
-        codes = {s: outs[s][1] for s in SIDES}
+        codes = {s: outs[s][1] for s in MODALITIES}
         for name, sae in model.saes.items():
             sae.normalize_decoder_()
-            sae.after_step_([codes[s] for s in SIDES if model.component_of(s) == name])
+            sae.after_step_([codes[s] for s in MODALITIES if model.component_of(s) == name])
         self.step += 1
         self._tick_idle(codes, inputs["image"].shape[0])
         self.window.update(codes, loss, terms)
@@ -254,7 +253,7 @@ class _Run:
     def _tick_idle(self, codes: dict[str, Code], batch: int) -> None:
         for name in self.idle:
             self.idle[name] += batch
-        for s in SIDES:
+        for s in MODALITIES:
             self.idle[self.model.component_of(s)][codes[s].fired()] = 0
 
     def finish(self, extra: dict) -> PairedSAE:

@@ -1,4 +1,4 @@
-"""Synthetic data-generating processes with ground truth (science.md, "Synthetic studies")."""
+"""Synthetic data-generating processes with ground truth (docs/methods.md, "Synthetic studies")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The heterogeneity DGP of HET App. E.2 (science.md, "HET DGP").
+"""The heterogeneity DGP of HET App. E.2 (docs/methods.md, "HET DGP and metrics").
 
 Concepts ``i in [n]`` are shared (``n_S``), image-only (``n_I``, ``psi_i = 0``) or text-only
 (``n_T``, ``phi_i = 0``). A shared concept has unit directions with ``cos(phi_i, psi_i) = alpha``.

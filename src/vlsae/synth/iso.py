@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
+from ..store import MODALITIES
 from . import write_splits
 
 TRUTHS = ("bimodal", "unimodal")
@@ -312,13 +313,13 @@ class IsoGroundTruth:
     def codes(self, truth: str) -> np.ndarray:
         """``2N x K`` true codes of the evaluation images, then texts, on the identifiable truth ``truth``."""
         return np.concatenate([self.eval.truth_codes(truth, side, self.dgp.k, self.dgp.mixing)
-                               for side in ("image", "text")])
+                               for side in MODALITIES])
 
     def full_codes(self, truth: str) -> np.ndarray:
         """``2N x 14k`` (bimodal) or ``2N x 10k`` (unimodal) true codes of the evaluation images, then texts,
         on the whole dictionary :meth:`IsoDictionaries.full`."""
         name = "d1" if truth == "bimodal" else "d2"
-        return np.concatenate([self.eval.codes(name, side, self.dgp.k, self.dgp.mixing) for side in ("image", "text")])
+        return np.concatenate([self.eval.codes(name, side, self.dgp.k, self.dgp.mixing) for side in MODALITIES])
 
     def truth_energy(self, truth: str, as_coded: bool = False) -> np.ndarray:
         """Energy of each atom of the whole truth: the mean squared true code over the 2N image and text
