@@ -8,6 +8,7 @@ warm-up as the median over ``--repeats``. Naive baselines, measured in the same 
 
 * ``topk-dense-decode``: TopK decoding by scatter into the ``B x m`` code, then a dense matmul;
 * ``topk-naive``: the same, plus the dense backward of ``pre.topk`` in the encoder;
+* ``batchtopk-dense``: BatchTopK with the dense backward through the ``B x m`` pre-activations;
 * ``mp-naive``: ISO Alg. 1 as written, recomputing ``r D^T`` at every one of the k steps and
   back-propagating through the unrolled loop;
 * ``mp-select-naive`` vs ``mp-select``: support selection alone (inference, fixed dictionary; the
@@ -27,7 +28,7 @@ import time
 import torch
 
 from vlsae.device import resolve_device
-from vlsae.sae import MatchingPursuitSAE, TopKSAE, build_sae
+from vlsae.sae import BatchTopKSAE, MatchingPursuitSAE, TopKSAE, build_sae
 from vlsae.sae.base import Code
 from vlsae.sae.losses import GroupSparse
 
@@ -43,6 +44,13 @@ class DenseDecodeTopK(TopKSAE):
 
 class NaiveTopK(DenseDecodeTopK):
     """TopK as usually written: ``pre.topk`` (dense ``B x m`` backward) and dense decoding."""
+
+    def encode(self, x: torch.Tensor, keep=None) -> Code:
+        return self.activate(self.pre_activation(x))
+
+
+class DenseBatchTopK(BatchTopKSAE):
+    """BatchTopK as usually written: select over ``ReLU(pre)`` with autograd through the dense ``B x m``."""
 
     def encode(self, x: torch.Tensor, keep=None) -> Code:
         return self.activate(self.pre_activation(x))
@@ -137,6 +145,7 @@ def main(argv=None) -> dict:
         results["train_step_s"][arch] = train_step_time(build_sae(arch, a.d, a.m, **params).to(dev), x, a.repeats)
     results["train_step_s"]["topk-dense-decode"] = train_step_time(DenseDecodeTopK(a.d, a.m, a.k).to(dev), x, a.repeats)
     results["train_step_s"]["topk-naive"] = train_step_time(NaiveTopK(a.d, a.m, a.k).to(dev), x, a.repeats)
+    results["train_step_s"]["batchtopk-dense"] = train_step_time(DenseBatchTopK(a.d, a.m, a.k).to(dev), x, a.repeats)
     results["train_step_s"]["mp-naive"] = train_step_time(NaiveMP(a.d, a.m, a.k).to(dev), x, a.repeats)
 
     topk, y = TopKSAE(a.d, a.m, a.k).to(dev), torch.nn.functional.normalize(torch.randn_like(x), dim=1)
@@ -152,6 +161,7 @@ def main(argv=None) -> dict:
     results["speedup"] = {
         "topk sparse vs dense decode (train step)": s["topk-dense-decode"] / s["topk"],
         "topk sparse vs naive dense (train step)": s["topk-naive"] / s["topk"],
+        "batchtopk sparse vs dense backward (train step)": s["batchtopk-dense"] / s["batchtopk"],
         "mp Gram vs recompute (train step)": s["mp-naive"] / s["mp"],
         "mp Gram vs recompute (encode)": e["mp-select-naive"] / e["mp-select"],
         "group-sparse on supports vs dense (encode + loss + backward)": g["group-sparse-dense"] / g["group-sparse"],

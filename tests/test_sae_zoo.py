@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from vlsae.sae import ARCHITECTURES, JumpReLUSAE, MatchingPursuitSAE, ReLUSAE, SAESpec, TopKSAE, build_sae
+from vlsae.sae import ARCHITECTURES, BatchTopKSAE, JumpReLUSAE, MatchingPursuitSAE, ReLUSAE, SAESpec, TopKSAE, build_sae
 from vlsae.sae.base import Code
 from vlsae.sae.train import TrainConfig, auxk_loss, train_paired_sae, train_paired_saes
 from vlsae.store import EmbeddingStore, StoreWriter
@@ -281,9 +281,12 @@ def test_code_dense_adds_repeated_indices():
     torch.testing.assert_close(code.dense(), torch.tensor([[0.5, 0.0, 0.0, 3.0]]))
 
 
-def test_fused_topk_encoder_gradients_match_dense_topk():
+@pytest.mark.parametrize("arch", ["topk", "batchtopk"])
+def test_fused_encoder_gradients_match_the_dense_backward(arch):
+    """The sparse backward of TopK (per row) and BatchTopK (over the batch) equals autograd through
+    the dense ``B x m`` pre-activations, for every parameter."""
     torch.manual_seed(0)
-    sae = TopKSAE(12, 48, k=5).double()
+    sae = (TopKSAE(12, 48, k=5) if arch == "topk" else BatchTopKSAE(12, 48, k=5)).double().train()
     with torch.no_grad():
         sae.b_dec.normal_()
         sae.b_enc.normal_()
@@ -291,10 +294,27 @@ def test_fused_topk_encoder_gradients_match_dense_topk():
     sae(x)[0].pow(2).sum().backward()
     fused = {n: p.grad.clone() for n, p in sae.named_parameters()}
     sae.zero_grad()
-    code = sae.activate(sae.pre_activation(x))  # generic path: dense pre.topk backward
+    code = sae.activate(sae.pre_activation(x))  # generic path: dense backward through pre
     sae.decode(code).pow(2).sum().backward()
+    assert all(fused[n].abs().sum() > 0 for n in ("W_enc", "b_enc", "W_dec", "b_dec"))
     for n, p in sae.named_parameters():
         torch.testing.assert_close(fused[n], p.grad, msg=n)
+
+
+def test_batch_top_is_the_exact_top_n_of_the_batch():
+    """The two-stage selection equals one top-n over all entries, also when one row holds most of the
+    largest entries (the fallback) and when every row holds exactly its share."""
+    from vlsae.sae.kernels import batch_top
+
+    torch.manual_seed(0)
+    spread = torch.randn(16, 64)
+    skewed = spread.clone()
+    skewed[3] += 10  # row 3 holds the 40 largest entries, more than its 4 x 2 candidates
+    for pre in (spread, skewed):
+        values, rows, cols = batch_top(pre, 40, per_row=8)
+        expected = set(pre.flatten().topk(40).indices.tolist())
+        assert set((rows * 64 + cols).tolist()) == expected
+        torch.testing.assert_close(values, pre[rows, cols])
 
 
 def test_cli_trains_several_saes_in_one_pass(tmp_path):

@@ -3,7 +3,9 @@
 Training selects over the whole ``b x m`` batch of ``ReLU(pre)``, so L0 is k on average with
 per-sample variation. Inference cannot depend on the batch: a latent fires when its activation
 exceeds a global threshold, the running mean (momentum ``threshold_momentum``) of the smallest
-activation that training selected. Both paths decode sparsely.
+activation that training selected. Both paths decode sparsely, and training also back-propagates
+sparsely (:func:`~vlsae.sae.kernels.batch_topk_encode`): the ``B x m`` pre-activations get no
+dense gradient.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Code, EncoderSAE, padded_code
+from .kernels import batch_topk_encode
 from .topk import check_k
 
 
@@ -23,6 +26,14 @@ class BatchTopKSAE(EncoderSAE):
             raise ValueError(f"threshold_momentum must lie in [0, 1), got {threshold_momentum}")
         self.k, self.momentum = k, threshold_momentum
         self.register_buffer("threshold", torch.tensor(-1.0))  # < 0: not yet estimated
+
+    def encode(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> Code:
+        if keep is not None or not self.training:  # masked selection, or inference: the dense path
+            return super().encode(x, keep)
+        values, rows, cols = batch_topk_encode(x - self.b_dec, self.W_enc, self.b_enc, x.shape[0] * self.k)
+        values = F.relu(values)
+        self._update_threshold(values.detach())
+        return padded_code(rows, cols, values, x.shape[0], self.m)
 
     def activate(self, pre: torch.Tensor) -> Code:
         acts = F.relu(pre)
