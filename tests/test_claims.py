@@ -107,3 +107,14 @@ def test_readme_block_replaces_only_the_marked_part():
     with pytest.raises(ValueError, match="block"):
         replace_block("no markers", block)
 
+
+
+def test_readme_claims_are_the_committed_scorecards():
+    """README.md's claims section is what `make claims` generates from docs/claims/ (no hand edits)."""
+    from vlsae.report.claims import BEGIN, END, readme_block
+
+    runs = [p for p in (ROOT / "docs/claims/default.csv", ROOT / "docs/claims/het_fig6_authors.csv") if p.exists()]
+    assert runs, "docs/claims/default.csv is missing: run `make run` then `make claims`"
+    cards = {p.stem: pd.read_csv(p, keep_default_na=False) for p in runs}
+    readme = (ROOT / "README.md").read_text()
+    assert readme.split(BEGIN, 1)[1].split(END, 1)[0] == "\n" + readme_block(cards)
