@@ -46,7 +46,7 @@ def evaluate_gap(run: SAERun, data: EvalSet, ref: TrainReference, opts: EvalOpti
     head = [transform(i, getattr(data.head, side)) for i, side in enumerate(MODALITIES)]
     rows = []
     for m in gap.METHODS:
-        metrics = {"gap_dim": encoder.difference_in_means(sums[m][0] / len(store), sums[m][1] / len(store)),
+        metrics = {"gap_dim": encoder.difference_in_means(sums[m][0], sums[m][1]) / len(store),
                    **gap.population_metrics(head[0][m], head[1][m], opts.ood_k), score: hits[m] / len(store)}
         rows += [{"method": m, "metric": k, "value": float(v)} for k, v in metrics.items()]
     return rows
