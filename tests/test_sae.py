@@ -261,3 +261,27 @@ def test_a_planted_pickle_checkpoint_is_refused_unrun(tmp_path):
     with pytest.raises(ValueError, match="not a vlsae checkpoint"):
         _Run(SAESpec(latents=64, params={"k": 4}), run, 16, TrainConfig(), seed=0, total=10, dev=torch.device("cpu"))
     assert not (tmp_path / "pwned").exists()
+
+
+def test_decoder_init_xavier_is_overcompletes_dictionary_start():
+    """``decoder_init: xavier`` (the ISO authors' toy code): Xavier-uniform rows, U(-a, a) with
+    a = sqrt(6 / (m + d)), made unit-norm; an encoder starting as the transpose follows; the slug says so,
+    and the HET ``linear`` encoder start, which overwrites the decoder, is refused with it."""
+    import math
+
+    from vlsae.sae import SAESpec
+    from vlsae.sae.paired import PairedSAE
+
+    torch.manual_seed(0)
+    torch.randn(4096, 64)  # the Gaussian start every SAE draws first
+    raw = torch.empty(4096, 64)
+    torch.nn.init.xavier_uniform_(raw)
+    assert raw.abs().max() <= math.sqrt(6 / (4096 + 64))
+    spec = SAESpec(architecture="topk", latents=4096, params={"k": 4}, decoder_init="xavier")
+    torch.manual_seed(0)
+    sae = PairedSAE(spec, 64).side("image")
+    torch.testing.assert_close(sae.W_dec.detach(), raw / raw.norm(dim=1, keepdim=True))
+    torch.testing.assert_close(sae.W_enc.detach(), sae.W_dec.detach())
+    assert spec.slug.endswith("-dict_xavier")
+    with pytest.raises(ValueError, match="decoder_init"):
+        SAESpec(architecture="topk", latents=64, params={"k": 4}, decoder_init="xavier", encoder_init="linear")

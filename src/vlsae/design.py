@@ -184,7 +184,8 @@ class Design:
         bimodal``, the authors' run) or that of the experiment's scored truth."""
         truth = {"bimodal": "bimodal", "scored": self.iso["experiments"][experiment]["truth"]}[self.iso["sae"]["atoms"]]
         params = {"k": self.iso["dgp"]["L"], "selection": self.iso["sae"]["selection"]}
-        mp = SAESpec(architecture="mp", latents=iso_dictionary_size(truth, self.iso["dgp"]["k"]), params=params)
+        mp = SAESpec(architecture="mp", latents=iso_dictionary_size(truth, self.iso["dgp"]["k"]), params=params,
+                     decoder_init=self.iso["sae"]["decoder_init"])
         return {"sae": mp, "sae_a": SAESpec(**{**asdict(mp), "aux": {"iso_energy": self.iso["alignment"]}})}
 
     def iso_dgp(self, experiment: str) -> dict:

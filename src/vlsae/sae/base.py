@@ -63,6 +63,16 @@ class SparseAutoencoder(nn.Module):
         self.W_dec = nn.Parameter(w / w.norm(dim=1, keepdim=True))
         self.b_dec = nn.Parameter(torch.zeros(d))
 
+    @torch.no_grad()
+    def init_xavier_(self) -> None:
+        """Restart the dictionary as overcomplete's ``DictionaryLayer`` does (the ISO authors' toy code):
+        Xavier-uniform ``W_dec ~ U(-a, a)``, ``a = sqrt(6 / (m + d))``, then unit rows; an encoder that starts
+        as the decoder's transpose follows it."""
+        torch.nn.init.xavier_uniform_(self.W_dec)
+        self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        if isinstance(getattr(self, "W_enc", None), nn.Parameter):
+            self.W_enc.copy_(self.W_dec)
+
     def encode(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> Code:  # pragma: no cover - abstract
         """Code of ``x``; ``keep`` (``B x m`` of 0/1) masks latents out of the selection."""
         raise NotImplementedError

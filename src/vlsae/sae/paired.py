@@ -22,6 +22,7 @@ from .registry import ARCHITECTURES, build_sae, check_params
 
 ARRANGEMENTS = ("shared", "specific")
 ENCODER_INITS = ("transpose", "linear")
+DECODER_INITS = ("gaussian", "xavier")
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
 
@@ -30,7 +31,9 @@ class SAESpec:
     """What to build: architecture, total latents ``m``, its parameters, the arrangement, the
     cross-modal auxiliary losses it trains with (``aux``, see :mod:`vlsae.sae.losses`), and how an
     encoder starts (``encoder_init``: ``transpose`` of the decoder, or PyTorch's ``linear`` default, the
-    HET authors' code; :meth:`~vlsae.sae.base.EncoderSAE.init_linear_`)."""
+    HET authors' code; :meth:`~vlsae.sae.base.EncoderSAE.init_linear_`) and its dictionary starts
+    (``decoder_init``: unit-norm ``gaussian`` rows, or overcomplete's ``xavier``, the ISO authors' code;
+    :meth:`~vlsae.sae.base.SparseAutoencoder.init_xavier_`)."""
 
     architecture: str = "topk"
     latents: int = 8192
@@ -39,6 +42,7 @@ class SAESpec:
     params: dict = field(default_factory=lambda: {"k": 16})  # the schema's default: HET E.2's k
     aux: dict = field(default_factory=dict)
     encoder_init: str = "transpose"
+    decoder_init: str = "gaussian"
 
     def __post_init__(self):
         if self.latents < 2:
@@ -53,6 +57,10 @@ class SAESpec:
             raise ValueError(f"encoder_init must be one of {ENCODER_INITS}, got {self.encoder_init!r}")
         if self.encoder_init != "transpose" and not issubclass(ARCHITECTURES[self.architecture], EncoderSAE):
             raise ValueError(f"encoder_init {self.encoder_init!r}: architecture {self.architecture!r} has no encoder")
+        if self.decoder_init not in DECODER_INITS:
+            raise ValueError(f"decoder_init must be one of {DECODER_INITS}, got {self.decoder_init!r}")
+        if self.decoder_init != "gaussian" and self.encoder_init == "linear":
+            raise ValueError("encoder_init 'linear' sets the decoder from the encoder; it takes decoder_init 'gaussian'")
 
     @property
     def latents_per_sae(self) -> int:
@@ -74,7 +82,8 @@ class SAESpec:
         """Readable id, e.g. ``topk-k16-m2048-shared`` or ``mp-k16-m2048-shared-iso_energy0.0001``."""
         ps = "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in sorted(self.params.items()))
         init = "" if self.encoder_init == "transpose" else f"init_{self.encoder_init}"
-        parts = (self.architecture, ps, f"m{self.latents}", self.arrangement, aux_slug(self.aux), init)
+        dictionary = "" if self.decoder_init == "gaussian" else f"dict_{self.decoder_init}"
+        parts = (self.architecture, ps, f"m{self.latents}", self.arrangement, aux_slug(self.aux), init, dictionary)
         return "-".join(p for p in parts if p)
 
 
@@ -86,8 +95,10 @@ class PairedSAE(nn.Module):
         self.saes = nn.ModuleDict(
             {n: build_sae(spec.architecture, d, spec.latents_per_sae, spec.unit_norm_decoder, **spec.params) for n in names}
         )
-        if spec.encoder_init == "linear":
-            for sae in self.saes.values():
+        for sae in self.saes.values():
+            if spec.decoder_init == "xavier":
+                sae.init_xavier_()
+            if spec.encoder_init == "linear":
                 sae.init_linear_()
 
     def component_of(self, modality: str) -> str:
