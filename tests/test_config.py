@@ -40,7 +40,7 @@ def test_paper_config_is_exact(repo):
     iso = cfg["iso_toy"]  # the ISO authors' toy run (0_DGP.ipynb)
     assert iso["dgp"] == {"d": 512, "k": 10, "L": 10, "tau2": 0.4, "construction": "toy_general", "coherence": 0.5}
     assert (iso["n_train"], iso["n_eval"], iso["seeds"], iso["sae"]) == (10000, 10000, [0, 1, 2], {"atoms": "bimodal",
-                                                                                              "selection": "signed", "decoder_init": "xavier"})
+                                                                                              "selection": "signed", "decoder_init": "gaussian"})
     it = iso["training"]
     assert (it["lr"], it["batch_size"], it["epochs"], it["grad_clip"], it["reconstruction"], it["decoder_grad"]) == \
         (5e-4, 512, 500, 1.0, "element_mean", "full")

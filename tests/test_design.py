@@ -51,7 +51,7 @@ def test_iso_models_have_the_authors_atoms_or_the_scored_truths():
     for exp in ("exp1", "exp2"):
         models = d.iso_models(exp)
         assert models["sae"].latents == 140 and models["sae"].params == {"k": 10, "selection": "signed"}
-        assert models["sae"].decoder_init == models["sae_a"].decoder_init == "xavier"
+        assert models["sae"].decoder_init == models["sae_a"].decoder_init == "gaussian"
         assert models["sae_a"].aux == {"iso_energy": {"weight": 5e-5, "mask_top1": True}} and not models["sae"].aux
     scored = _design({"iso_toy": {"sae": {"atoms": "scored"}}})
     assert (scored.iso_models("exp1")["sae"].latents, scored.iso_models("exp2")["sae"].latents) == (100, 140)
