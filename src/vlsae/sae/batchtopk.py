@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Code, EncoderSAE, padded_code
-from .kernels import batch_topk_encode
+from .kernels import batch_top, batch_topk_encode
 from .topk import check_k
 
 
@@ -30,7 +30,7 @@ class BatchTopKSAE(EncoderSAE):
     def encode(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> Code:
         if keep is not None or not self.training:  # masked selection, or inference: the dense path
             return super().encode(x, keep)
-        values, rows, cols = batch_topk_encode(x - self.b_dec, self.W_enc, self.b_enc, x.shape[0] * self.k)
+        values, rows, cols = batch_topk_encode(x - self.b_dec, self.W_enc, self.b_enc, x.shape[0] * self.k, 4 * self.k)
         values = F.relu(values)
         self._update_threshold(values.detach())
         return padded_code(rows, cols, values, x.shape[0], self.m)
@@ -39,9 +39,8 @@ class BatchTopKSAE(EncoderSAE):
         acts = F.relu(pre)
         batch = acts.shape[0]
         if self.training:
-            values, flat = acts.flatten().topk(batch * self.k, sorted=False)
+            values, rows, cols = batch_top(acts, batch * self.k, per_row=4 * self.k)
             self._update_threshold(values.detach())
-            rows, cols = flat // self.m, flat % self.m
         else:
             rows, cols = torch.nonzero(acts > self.threshold.clamp_min(0), as_tuple=True)
             values = acts[rows, cols]

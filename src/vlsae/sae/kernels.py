@@ -3,8 +3,9 @@
 :func:`topk_encode` computes ``TopK_k(W_enc x + b_enc)`` and back-propagates only through the
 ``B x k`` selected entries: ``dL/dx = sum_j g_j W_enc[j]`` and ``dL/dW_enc[j] = sum_b g_bj x_b``, each
 one ``embedding_bag`` over the entries grouped by row or by latent, O(B k d) instead of the O(B m d)
-dense backward of ``pre.topk`` and without materialising the ``B k x d`` products. :func:`batch_topk_encode` does the same for the ``n`` largest entries of the whole
-batch (BatchTopK), whose selection is a COO set of (row, latent) pairs. Gradients are computed in
+dense backward of ``pre.topk`` and without materialising the ``B k x d`` products.
+:func:`batch_topk_encode` does the same for the ``n`` largest entries of the whole batch (BatchTopK),
+whose selection (:func:`batch_top`) is a COO set of (row, latent) pairs. Gradients are computed in
 the weights' dtype (fp32 under bf16 autocast).
 """
 
@@ -68,8 +69,8 @@ def batch_top(pre: torch.Tensor, n: int, per_row: int) -> tuple[torch.Tensor, to
 
 class _BatchTopKEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, n: int):
-        values, rows, cols = batch_top(F.linear(x, weight, bias), n, per_row=4 * max(1, n // x.shape[0]))
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, n: int, per_row: int):
+        values, rows, cols = batch_top(F.linear(x, weight, bias), n, per_row)
         ctx.save_for_backward(x, weight, rows, cols)
         ctx.mark_non_differentiable(rows, cols)
         return values, rows, cols
@@ -81,7 +82,7 @@ class _BatchTopKEncode(torch.autograd.Function):
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = _bag_sum(rows, cols, g, weight, x.shape[0]).to(x.dtype)
-        return grad_x, *_encoder_grads(ctx, x, weight, rows, cols, g), None
+        return grad_x, *_encoder_grads(ctx, x, weight, rows, cols, g), None, None
 
 
 def topk_encode(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +90,7 @@ def topk_encode(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: in
     return _TopKEncode.apply(x, weight, bias, k)
 
 
-def batch_topk_encode(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, n: int):
-    """``(values, rows, cols)`` of the n largest entries of the whole ``B x m`` matrix ``x W^T + b``,
-    with a sparse backward."""
-    return _BatchTopKEncode.apply(x, weight, bias, n)
+def batch_topk_encode(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, n: int, per_row: int):
+    """``(values, rows, cols)`` of the n largest entries of the whole ``B x m`` matrix ``x W^T + b``
+    (:func:`batch_top` with ``per_row`` candidates), with a sparse backward."""
+    return _BatchTopKEncode.apply(x, weight, bias, n, per_row)
