@@ -89,9 +89,10 @@ def _naive_mp(sae: MatchingPursuitSAE, x: torch.Tensor):
     return z, torch.stack(norms, 1), torch.stack(steps, 1)
 
 
+@pytest.mark.parametrize("budget_mb", [None, 0.0])  # the full Gram matrix, or Gram rows of each step's picks
 @pytest.mark.parametrize("selection", ["absolute", "signed"])
-def test_mp_gram_update_matches_alg1_and_residual_never_grows(selection):
-    sae = MatchingPursuitSAE(32, 256, k=12, selection=selection).double()
+def test_mp_gram_update_matches_alg1_and_residual_never_grows(selection, budget_mb):
+    sae = MatchingPursuitSAE(32, 256, k=12, selection=selection, gram_budget_mb=budget_mb).double()
     sae.normalize_decoder_()  # unit atoms in double precision
     with torch.no_grad():
         sae.b_dec.normal_(0, 0.1)
@@ -124,6 +125,19 @@ def test_mp_gradient_equals_backprop_through_alg1(batch, selection):
         r, out = r - zi * sae.W_dec[i], out + zi * sae.W_dec[i]
     out.pow(2).sum().backward()
     torch.testing.assert_close(fast, sae.W_dec.grad)
+
+
+def test_mp_uses_the_gram_matrix_only_within_its_memory_budget_and_when_cheaper():
+    """4 m^2 bytes = 0.25 MiB at m = 256; in training the Gram matrix also needs m <= k B (here B >= 22)."""
+    big, small = MatchingPursuitSAE(32, 256, k=12, gram_budget_mb=0.3), MatchingPursuitSAE(32, 256, k=12, gram_budget_mb=0.2)
+    assert big.use_gram(22) and not big.use_gram(21) and not small.use_gram(10 ** 6)
+    assert big.eval().use_gram(1) and not small.eval().use_gram(1)
+    assert MatchingPursuitSAE(32, 256, k=12).use_gram(10 ** 6)  # default budget: a quarter of this machine's RAM
+    with pytest.raises(ValueError, match="gram_budget_mb"):
+        MatchingPursuitSAE(32, 256, k=12, gram_budget_mb=-1)
+    small.load_state_dict(big.state_dict())
+    x = torch.randn(64, 32)
+    assert torch.equal(big.select(x), small.select(x))  # the same atoms from Gram rows computed per step
 
 
 def test_mp_signed_selection_gives_non_negative_codes():
@@ -181,6 +195,30 @@ def test_relu_l1_penalty_closed_form():
     code = sae.encode(torch.tensor([[1.0, -2.0, 3.0, 0.0]]))
     torch.testing.assert_close(code.values, torch.tensor([[1.0, 0.0, 3.0]]))
     assert code.penalty.item() == pytest.approx(0.25 * 2 * (1 + 3))
+
+
+def test_relu_fused_penalty_backward_equals_autograd_through_its_formula():
+    torch.manual_seed(0)
+    sae = ReLUSAE(8, 32, l1=0.3, unit_norm_decoder=False).double()
+    with torch.no_grad():
+        sae.W_dec.mul_(torch.rand(32, 1, dtype=torch.float64) + 0.5)  # atoms of unequal norms
+        sae.b_enc.normal_(0, 0.3)
+    x = torch.randn(40, 8, dtype=torch.float64)
+
+    def loss(fused: bool):
+        sae.zero_grad()
+        pre = sae.pre_activation(x)
+        if fused:
+            x_hat, code = sae(x)
+        else:
+            z = torch.relu(pre)
+            code = Code(z, None, sae.m, 0.3 * (z * sae.W_dec.norm(dim=1)).sum(-1).mean())
+            x_hat = sae.decode(code)
+        ((x - x_hat).pow(2).sum(-1).mean() + code.penalty).backward()
+        return [p.grad.clone() for p in sae.parameters()]
+
+    for fast, reference in zip(loss(True), loss(False)):
+        torch.testing.assert_close(fast, reference)
 
 
 def test_jumprelu_gate_and_straight_through_threshold_gradient():

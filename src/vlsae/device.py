@@ -18,3 +18,10 @@ def autocast_precision(choice: str, device: torch.device) -> str:
     if choice != "auto":
         return choice
     return "bf16" if device.type == "cuda" else "fp32"
+
+
+def memory_bytes(device: torch.device) -> int:
+    """Total memory of ``device``: the GPU's for ``cuda``, the machine's physical RAM otherwise."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -12,12 +12,20 @@ instead of O(m d)). The values on the selected support are then recomputed *with
 the triangular system ``z_t = w_{i_t} . r_0 - sum_{s<t} z_s w_{i_s} . w_{i_t}``, which is exactly the
 unrolled recurrence: gradients equal those of back-propagating through Alg. 1, and touch only the
 ``k`` selected atoms per sample. ``G`` is cached between calls in eval mode.
+
+Memory: ``G`` takes ``4 m^2`` bytes (9.7 GB at ISO Table 4's ``m = 64 x 768``). It is used only
+while it fits ``gram_budget_mb`` (default: a quarter of the device's memory) and, in training, where
+it is rebuilt every step (``m^2 d`` multiply-adds), only while that is cheaper than the per-step
+correlation products it saves (``k B m d``): ``m <= k B``. Otherwise each step reads only the Gram rows
+of the atoms the batch just picked, ``W[u] W^T`` for the ``u <= B`` distinct picks (``u x m``), so
+nothing of size ``m^2`` is ever allocated. Both paths select the same atoms.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..device import memory_bytes
 from .base import Code, SparseAutoencoder
 from .topk import check_k
 
@@ -28,14 +36,16 @@ class MatchingPursuitSAE(SparseAutoencoder):
     signed_codes = True
 
     def __init__(self, d: int, m: int, k: int, unit_norm_decoder: bool = True, pre_bias: bool = False,
-                 selection: str = "absolute"):
+                 selection: str = "absolute", gram_budget_mb: float | None = None):
         if not unit_norm_decoder:
             raise ValueError("Matching Pursuit needs unit-norm atoms (unit_norm_decoder: true)")
         if selection not in SELECTIONS:
             raise ValueError(f"mp selection must be one of {SELECTIONS}, got {selection!r}")
+        if gram_budget_mb is not None and gram_budget_mb < 0:
+            raise ValueError(f"mp gram_budget_mb must be >= 0, got {gram_budget_mb}")
         super().__init__(d, m, unit_norm_decoder)
         check_k(k, m)
-        self.k, self.selection = k, selection
+        self.k, self.selection, self.gram_budget_mb = k, selection, gram_budget_mb
         self.b_dec.requires_grad_(pre_bias)  # frozen at 0 unless asked for: Alg. 1 has no bias
         self._gram_cache: tuple[tuple, torch.Tensor] | None = None
 
@@ -52,6 +62,14 @@ class MatchingPursuitSAE(SparseAutoencoder):
             self._gram_cache = (key, w @ w.T)
         return self._gram_cache[1]
 
+    def use_gram(self, batch: int) -> bool:
+        """Whether selection reads the full Gram matrix (it fits the budget and, in training, ``m <= k B``)
+        or computes the Gram rows of each step's picks."""
+        budget = (memory_bytes(self.W_dec.device) / 4 if self.gram_budget_mb is None
+                  else self.gram_budget_mb * 2 ** 20)
+        fits = 4 * self.m * self.m <= budget
+        return fits and (not self.training or self.m <= self.k * batch)
+
     def dense_products(self, batch: int) -> bool:
         """Whether ``A A^T`` and ``A r_0`` are cheaper read off the dense ``W W^T`` and ``r_0 W^T`` than
         computed as ``batch`` small per-sample products (``m^2 <= B k^2``: small dictionaries)."""
@@ -59,17 +77,24 @@ class MatchingPursuitSAE(SparseAutoencoder):
 
     @torch.no_grad()
     def select(self, r0: torch.Tensor, corr: torch.Tensor | None = None, gram: torch.Tensor | None = None) -> torch.Tensor:
-        """``B x k`` atom indices chosen by Alg. 1, via the Gram update of the correlations ``corr = r_0 W^T``
-        (``corr`` and ``gram`` computed here unless given; a given ``corr`` is left unchanged)."""
-        gram = self.gram() if gram is None else gram.detach()
-        corr = (r0.to(self._dtype) @ self.W_dec.detach().to(self._dtype).T if corr is None
-                else corr.detach().to(self._dtype, copy=True))
+        """``B x k`` atom indices chosen by Alg. 1, via the Gram update of the correlations ``corr = r_0 W^T``,
+        ``c <- c - z_i G[i]`` (``corr`` computed here unless given, and left unchanged; ``gram``, the full
+        ``G``, read when given or when :meth:`use_gram`, else its rows computed per step)."""
+        w = self.W_dec.detach().to(self._dtype)
+        if gram is None and self.use_gram(r0.shape[0]):
+            gram = self.gram()
+        corr = r0.to(self._dtype) @ w.T if corr is None else corr.detach().to(self._dtype, copy=True)
         picks = torch.empty(r0.shape[0], self.k, dtype=torch.long, device=r0.device)
         magnitude = torch.empty_like(corr)  # reused: allocating |c| every step doubles the argmax cost on CPU
         for t in range(self.k):
             i = (torch.abs(corr, out=magnitude) if self.selection == "absolute" else corr).argmax(1)
             picks[:, t] = i
-            corr.addcmul_(gram.index_select(0, i), corr.gather(1, i[:, None]), value=-1.0)
+            if gram is not None:
+                rows = gram.index_select(0, i)
+            else:
+                atoms, slot = torch.unique(i, return_inverse=True)
+                rows = (w.index_select(0, atoms) @ w.T).index_select(0, slot)
+            corr.addcmul_(rows, corr.gather(1, i[:, None]), value=-1.0)
         return picks
 
     def support_values(self, r0: torch.Tensor, picks: torch.Tensor, corr: torch.Tensor | None = None,
