@@ -9,11 +9,16 @@ VENV ?= .venv
 # On Linux x86_64, PyPI's torch wheels ship CUDA: GPU machines get CUDA torch with no edits;
 # CPU-only machines still run it on the CPU. Override with e.g. TORCH="torch==2.5.1".
 TORCH ?= torch==2.13.0
-# `make test` adds the open_clip backend, so its tests run too. open_clip needs torchvision,
+# `make test` adds the open_clip backend, SAELens and TensorBoard, so their tests run too, and Debian's
+# chromium + chromium-driver (where apt-get can install them) for the latent browser's test. open_clip needs torchvision,
 # which needs the torch it was built for: on x86_64 here torch 2.14.1 + torchvision 0.29.1
 # (a CUDA build that also runs on the CPU); on aarch64 use "torch==2.9.1 torchvision==0.24.1".
 OPENCLIP_TORCH ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
+# Debian's chromium and its driver, for the latent browser's test (as root, where apt-get exists).
+APT_CHROMIUM = { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && export DEBIAN_FRONTEND=noninteractive && \
+  { apt-get install -y -q chromium chromium-driver >/dev/null || \
+    { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; }; }
 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP := $(VENV)/.installed
@@ -33,7 +38,9 @@ run: $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
 	$(VENV)/bin/pip install -q $(OPENCLIP_TORCH)
-	$(VENV)/bin/pip install -q -e ".[test,openclip]"
+	$(VENV)/bin/pip install -q -e ".[test,openclip,saelens,tensorboard]"
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || $(APT_CHROMIUM) || \
+	  echo "chromium not installed: tests/test_browser.py's headless-browser test will be skipped"
 	touch $@
 
 test: $(TEST_STAMP)

@@ -35,4 +35,4 @@ def test_every_rule_names_its_subcommand_literally():
             assert call in known, f"{path.name}: `vlsae {call}` is not a subcommand"
             used.add(call)
     # every subcommand a rule could run is run by one, except the ones people run by hand
-    assert known - used == {"claims-readme"}
+    assert known - used == {"claims-readme", "export", "import"}

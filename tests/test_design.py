@@ -72,6 +72,21 @@ def test_zoo_members_protocols_and_evaluation_sets():
     assert d.reader_entry("toy-coco", "t")["root"] == "t" and d.model_entry("toy-clip", "m")["source"] == "m"
 
 
+def test_browser_stores_and_gallery_sources():
+    d = _design(REAL)
+    assert d.browse_sets() == ["toy-coco"]
+    # ISO galleries from the bimodal SAE (trained on toy-clip only), HET Fig. 3 from the pair, Fig. 10 from the first
+    # shared member without an auxiliary loss of the pair's architecture
+    assert d.gallery_sources() == {"iso": ("toy-clip", "toy-coco", "toy-coco", "a"),
+                                   "het_pair": ("toy-clip", "toy-coco", "toy-coco", "p"),
+                                   "het_shared": ("toy-clip", "toy-coco", "toy-coco", "s")}
+    assert _design(REAL, {"real_saes": {"browser": {"enabled": False}}}).gallery_sources() == {}
+    assert _design(REAL, {"real_saes": {"browser": {"shared_sae": "a"}}}).gallery_sources()["het_shared"][3] == "a"
+    default = _design()
+    assert default.browse_sets() == ["toy-coco", "toy-imagenet"] and default.gallery_sources()["iso"][3] == "mp-a"
+    assert default.gallery_sources()["het_shared"][3] == "topk"  # the pair's architecture, no auxiliary loss
+
+
 def test_paper_design():
     d = _design(base="config/paper.yaml")
     assert len(d.zoo) == 40 and d.real_embeddings() and d.bimodal_sae == "sae-a-x8"
@@ -90,6 +105,7 @@ def test_paper_design():
     ({"real_saes": {"bimodal_sae": "p"}}, "config key real_saes.bimodal_sae: 'p' is not a shared SAE"),
     ({"real_saes": {"fig2_saes": ["s"]}}, r"config key real_saes.fig2_saes: \['s'\] are not modality-specific"),
     ({"real_saes": {"monosemanticity_encoder": "dino"}}, "config key real_saes.monosemanticity_encoder: 'dino' not defined"),
+    ({"real_saes": {"browser": {"shared_sae": "p"}}}, "config key real_saes.browser.shared_sae: 'p' is not a shared zoo member"),
     ({"real_saes": {"zoo": [{"name": "r", "sae": {"architecture": "relu", "latents": 64, "params": {}}}]}},
      r"config key real_saes.zoo\[r\].sae: SAE architecture 'relu' needs parameter\(s\) \['l1'\]"),
     ({"het_synthetic": {"sae": {"architecture": "topk", "latents": 64, "params": {"k": 100}}}},

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from vlsae.sae import PairedSAE, SAESpec, TopKSAE, load_paired_sae
 from vlsae.sae.base import Code
 from vlsae.sae.relu import ReLUSAE
-from vlsae.sae.train import TrainConfig, _param_groups, _Run, reconstruction_loss, train_paired_sae
+from vlsae.sae.train import TrainConfig, _param_groups, _Run, reconstruction_loss, train_paired_sae, train_paired_saes
 from vlsae.store import EmbeddingStore, StoreWriter
 
 
@@ -103,6 +103,23 @@ def test_training_lowers_loss_keeps_unit_atoms_and_saves(tmp_path):
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
     loaded = load_paired_sae(tmp_path / "run")
     torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+
+
+def test_tensorboard_events_hold_the_log_csv_terms(tmp_path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")  # make test installs it
+    import pandas as pd
+
+    store = _store(tmp_path / "data", n=500)
+    cfg = TrainConfig(batch_size=100, epochs=2, log_every=2)
+    train_paired_saes([(SAESpec(latents=32, params={"k": 2}), tmp_path / "run")], store, cfg, progress=False, tensorboard=True)
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    events = event_accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert set(events.Tags()["scalars"]) == set(log.columns) - {"step"}
+    for term in ("loss", "rec_image", "l0_text", "lr"):
+        logged = events.Scalars(term)
+        assert [e.step for e in logged] == list(log["step"])
+        np.testing.assert_allclose([e.value for e in logged], log[term], rtol=1e-6)
 
 
 def test_reconstruction_terms_closed_form():

@@ -82,10 +82,12 @@ def square_mb(latents: list[int], bytes_per_pair: float) -> int:
 def train_mb(specs: list[SAESpec], dim: int, shard_pairs: int) -> int:
     """Memory of one training pass: per SAE its parameters with their gradients and two AdamW moments
     (``4 x 4`` bytes per parameter), plus the largest Matching Pursuit Gram matrix (``4 m^2`` bytes,
-    recomputed each step) and one shuffled shard of paired embeddings (three copies)."""
+    recomputed each step; at most its ``gram_budget_mb`` where one is set) and one shuffled shard of paired
+    embeddings (three copies)."""
     params = sum((1 if s.arrangement == "shared" else 2) * (2 * s.latents_per_sae * dim + s.latents_per_sae + dim) * 16
                  for s in specs)
-    gram = max((4 * s.latents_per_sae ** 2 for s in specs if s.architecture == "mp"), default=0)
+    gram = max((min(4 * s.latents_per_sae ** 2, s.params.get("gram_budget_mb", float("inf")) * 2 ** 20)
+                for s in specs if s.architecture == "mp"), default=0)
     return int(BASE_MB + (params + gram + 3 * 2 * shard_pairs * dim * 4) / 2 ** 20)
 
 
@@ -174,6 +176,9 @@ class Design:
             not_specific = sorted(set(self.real["fig2_saes"]) - {n for n, s in self.zoo.items() if s.arrangement == "specific"})
             if not_specific:
                 raise ConfigError("real_saes.fig2_saes", f"{not_specific} are not modality-specific zoo members")
+        named = self.real["browser"]["shared_sae"]
+        if named is not None and (named not in self.zoo or self.zoo[named].arrangement != "shared"):
+            raise ConfigError("real_saes.browser.shared_sae", f"{named!r} is not a shared zoo member")
         if self.ms_encoder is not None and self.ms_encoder not in self.models:
             raise ConfigError("real_saes.monosemanticity_encoder",
                               f"{self.ms_encoder!r} not defined (defined: {sorted(self.models)})")
@@ -249,6 +254,29 @@ class Design:
     def fig2_members(self, model: str, dataset: str) -> list[str]:
         """The modality-specific members of one (model, store) that make HET Fig. 2's panels."""
         return [n for n in self.members(model, dataset, self.real["fig2_saes"]) if self.zoo[n].arrangement == "specific"]
+
+    # --- the latent browser and its galleries -----------------------------------------------------------
+    def browse_sets(self) -> list[str]:
+        """Evaluation stores the latent browser shows: every image-text (``pairs``) store."""
+        return self.eval_sets("pairs") if self.real["enabled"] and self.real["browser"]["enabled"] else []
+
+    def gallery_sources(self) -> dict[str, tuple[str, str, str, str]]:
+        """Gallery source -> ``(model, training dataset, browsed store, zoo name)``, for the sources this config
+        has: ``iso``, the bimodal SAE (ISO Figs. 18-22); ``het_pair``, the first modality-specific member (HET
+        Fig. 3); ``het_shared``, ``browser.shared_sae`` or the first shared member without an auxiliary loss,
+        of the pair's architecture where one is (HET Fig. 10 contrasts a shared TopK with the pair). Each on the first (model, training dataset) that trains it, browsed on the first store."""
+        if not self.browse_sets():
+            return {}
+        specific = next((n for n, spec in self.zoo.items() if spec.arrangement == "specific"), None)
+        plain = [n for n, spec in self.zoo.items() if spec.arrangement == "shared" and not spec.aux]
+        like_pair = [n for n in plain if specific and self.zoo[n].architecture == self.zoo[specific].architecture]
+        shared = self.real["browser"]["shared_sae"] or next(iter(like_pair + plain), None)
+        out = {}
+        for source, name in (("iso", self.bimodal_sae), ("het_pair", specific), ("het_shared", shared)):
+            where = [(m, d) for m, d in self.zoo_pairs() if name in self.members(m, d)] if name else []
+            if where:
+                out[source] = (*where[0], self.browse_sets()[0], name)
+        return out
 
     def real_embeddings(self) -> bool:
         """Whether the real-data claims are testable: the zoo is on and some store is a real one."""

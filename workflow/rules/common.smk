@@ -26,6 +26,7 @@ RESULTS = config["results"]
 HET, FIG5, FIG6, THEORY, ISO, REAL = D.het, config["het_fig5"], D.fig6, config["het_theory"], D.iso, D.real
 MODELS, DATASETS, EMBED, DOWNLOADS = D.models, D.datasets, D.embed, config["downloads"]
 DOWNLOADED = "resources/downloads"
+TENSORBOARD = "--tensorboard" if config["tensorboard"] else ""  # training terms as TensorBoard events too
 TOY = f"{RESULTS}/toy"
 MANIFEST, VERIFIED = "manifest.json", "verified.json"
 # Every HET SAE of one study (Fig. 5, Fig. 6) and (alpha, seed) trains in one pass over that store.
@@ -259,6 +260,55 @@ def fig2_run_args():
     return shell_args(*(t for panel, folder, _ in _fig2_runs() for t in ("--run", panel, folder)))
 
 
+# --- the latent browser and its galleries ------------------------------------------------------------
+GALLERIES = {e["stem"]: e["gallery"] for e in ARTIFACTS if "gallery" in e}  # stem -> {kind, source}
+GALLERY_SOURCES = D.gallery_sources()  # source -> (model, training dataset, browsed store, zoo name)
+
+
+def browse_folder(model, dataset, eval_dataset):
+    return f"{RESULTS}/browser/{model}/{dataset}/on-{eval_dataset}"
+
+
+def browse_targets():
+    return [browse_folder(m, d, e) for m, d in D.zoo_pairs() for e in D.browse_sets()]
+
+
+def _browse_ms(wildcards):
+    """The per-latent monosemanticity scores of this zoo on this store, where the suite computes them."""
+    if D.ms_encoder is None or wildcards.eval_dataset not in D.eval_sets("captions"):
+        return []
+    return [rules.evaluate_monosemanticity.output[0].format(**wildcards)]
+
+
+def browse_inputs(wildcards):
+    return {
+        "alignments": zoo_alignments(wildcards),
+        "data": rules.embed.output[0].format(model=wildcards.model, dataset=wildcards.eval_dataset),
+        "ms": _browse_ms(wildcards),
+    }
+
+
+def browse_run_args(wildcards):
+    """``--run NAME SEED FOLDER`` of every member of one (model, training dataset), first seed."""
+    seed = REAL["seeds"][0]
+    return shell_args(
+        *(
+            t
+            for name in D.members(wildcards.model, wildcards.dataset)
+            for t in ("--run", name, seed, real_sae_folder(wildcards.model, wildcards.dataset, name, seed))
+        )
+    )
+
+
+def browse_ms_arg(wildcards, input):
+    return shell_args("--monosemanticity", input.ms[0]) if input.ms else ""
+
+
+def gallery_browser(wildcards):
+    model, dataset, eval_dataset, _ = GALLERY_SOURCES[GALLERIES[wildcards.gallery]["source"]]
+    return browse_folder(model, dataset, eval_dataset)
+
+
 def iso_fig9_stores():
     """Evaluation store of the first seed of each experiment, one histogram panel each."""
     return {name: expand(rules.synth_iso.output.eval, experiment=name, seed=ISO["seeds"][0])[0] for name in ISO["experiments"]}
@@ -275,6 +325,8 @@ def _has_inputs(stem):
     COCO store with concepts, HET Fig. 2 a modality-specific zoo member)."""
     if stem in REAL_REPORTS:
         return bool(real_report_inputs(stem))
+    if stem in GALLERIES:
+        return GALLERIES[stem]["source"] in GALLERY_SOURCES
     return bool({"iso_fig11_cosines": real_fig11_stores, "het_fig2_directions": fig2_alignments}[stem]())
 
 
@@ -291,8 +343,8 @@ def claim_tables():
 
 
 def all_targets():
-    """Every configured embedding store, every artifact of workflow/artifacts.yaml that is switched on, and
-    the claims scorecard."""
+    """Every configured embedding store, every artifact of workflow/artifacts.yaml that is switched on, the
+    latent browsers and the claims scorecard."""
     stores = expand(rules.embed.output[0], model=EMBED["models"], dataset=EMBED["datasets"])
     artifacts = [path for entry in ARTIFACTS if artifact_wanted(entry) for path in artifact_files(entry)]
-    return stores + artifacts + list(rules.report_claims.output)
+    return stores + artifacts + browse_targets() + list(rules.report_claims.output)

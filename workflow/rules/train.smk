@@ -19,11 +19,12 @@ rule train_het_references:
         mem_mb=4000,
         runtime=60 * len(D.reference_specs),
     params:
+        tensorboard=TENSORBOARD,
         runs=het_train_args(D.reference_specs),
         training=json.dumps(D.studies["fig5"]["training"]),
     shell:
         "vlsae --threads {threads} train --data {input.data:q} {params.runs}"
-        " --training {params.training:q} --seed {wildcards.seed} > {log:q} 2>&1"
+        " --training {params.training:q} --seed {wildcards.seed} {params.tensorboard} > {log:q} 2>&1"
 
 
 use rule train_het_references as train_het_fig6 with:
@@ -40,6 +41,7 @@ use rule train_het_references as train_het_fig6 with:
         mem_mb=4000,
         runtime=60 * len(D.fig6_trained),
     params:
+        tensorboard=TENSORBOARD,
         runs=het_train_args(D.fig6_trained),
         training=json.dumps(D.studies["fig6"]["training"]),
 
@@ -64,11 +66,12 @@ rule train_iso_toy:
         mem_mb=4000,
         runtime=60,
     params:
+        tensorboard=TENSORBOARD,
         runs=iso_train_args,
         training=json.dumps(ISO["training"]),
     shell:
         "vlsae --threads {threads} train --data {input.data:q} {params.runs}"
-        " --training {params.training:q} --seed {wildcards.seed} > {log:q} 2>&1"
+        " --training {params.training:q} --seed {wildcards.seed} {params.tensorboard} > {log:q} 2>&1"
 
 
 rule train_zoo:
@@ -89,8 +92,9 @@ rule train_zoo:
         mem_mb=zoo_mb("train"),
         runtime=12 * 60,
     params:
+        tensorboard=TENSORBOARD,
         runs=zoo_train_args,
         training=lambda wildcards: json.dumps(D.protocols[wildcards.protocol]),
     shell:
         "vlsae --threads {threads} train --data {input.data:q} {params.runs}"
-        " --training {params.training:q} --seed {wildcards.seed} > {log:q} 2>&1 && touch {output:q}"
+        " --training {params.training:q} --seed {wildcards.seed} {params.tensorboard} > {log:q} 2>&1 && touch {output:q}"

@@ -135,3 +135,45 @@ def claims_readme(a) -> None:
 
     cards = {Path(p).stem: pd.read_csv(p, keep_default_na=False) for p in a.scorecard}
     write_text(a.readme, replace_block(Path(a.readme).read_text(), readme_block(cards)))
+
+
+@command("browse", "the offline latent browser of trained SAEs on one store (static HTML, opened from disk)",
+         arg("--data", required=True, type=Path, help="store to browse (made by `vlsae embed`: it names its dataset)"),
+         arg("--run", required=True, nargs=3, action="append", metavar=("NAME", "SEED", "FOLDER"),
+             help="a trained SAE (its folder may hold alignment.npz); repeatable"),
+         arg("--monosemanticity", type=Path, default=None, help="eval-monosemanticity rows of these SAEs on this store"),
+         arg("--title", type=key_value, action="append", default=[], help="KEY=VALUE shown in the header (model, dataset)"),
+         arg("--top", type=POSITIVE, default=12, help="most activating samples per latent and modality"),
+         arg("--tau", type=float, default=0.05, help="bimodal band [tau, 1 - tau] of the modality score"),
+         arg("--thumb-size", type=POSITIVE, default=128),
+         arg("--out", required=True, type=Path, help="folder: one sub-folder per --run NAME, and thumbs/"))
+def browse(a) -> None:
+    from ..align import Alignment
+    from ..browser.site import build_browsers
+    from ..device import resolve_device
+    from ..metrics.real import SAERun
+    from ..sae import load_paired_sae
+    from ..store import EmbeddingStore
+
+    ms = None
+    if a.monosemanticity is not None:
+        import pandas as pd
+
+        frame = pd.read_parquet(a.monosemanticity)
+        ms = {(name, int(seed)): {side: g.sort_values("latent")["value"].to_numpy() for side, g in rows.groupby("component")}
+              for (name, seed), rows in frame.groupby(["sae", "seed"])}
+    device = resolve_device(None)
+    runs = [(name, int(seed), SAERun(load_paired_sae(folder), device),
+             Alignment.load(Path(folder) / "alignment.npz") if (Path(folder) / "alignment.npz").exists() else None)
+            for name, seed, folder in a.run]
+    build_browsers(EmbeddingStore(a.data), runs, a.out, dict(a.title), ms, a.tau, a.top, a.thumb_size)
+
+
+@command("report-gallery", "a latent gallery (ISO Figs. 18-22, HET Figs. 3 and 10) from one SAE's latent browser",
+         arg("--browser", required=True, type=Path, help="the SAE's browser folder (latents.json; thumbnails in ../thumbs)"),
+         arg("--kind", required=True, choices=("bimodal", "image-only", "text-only", "coactivation", "collapsed")),
+         *REPORT_OUTPUTS)
+def report_gallery(a) -> None:
+    from ..report.galleries import gallery
+
+    gallery(a.browser, a.kind, a.table, a.markdown, a.pdf, a.png)

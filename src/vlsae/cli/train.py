@@ -1,4 +1,4 @@
-"""SAE training (several SAEs per pass over a store) and Hungarian alignment."""
+"""SAE training (several SAEs per pass over a store), Hungarian alignment, and SAELens interop."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from .args import DEVICE, NON_NEGATIVE, arg, command, json_object, log, one_out_
              help="SAESpec as JSON (architecture, latents, arrangement, params, aux); repeat to train "
                   "several SAEs in one pass over the data (default: one default spec)"),
          arg("--training", type=json_object, default={}, help="TrainConfig as JSON"),
-         arg("--seed", type=NON_NEGATIVE, default=0), DEVICE)
+         arg("--seed", type=NON_NEGATIVE, default=0),
+         arg("--tensorboard", action="store_true", help="also log the training terms as TensorBoard events in each run folder"),
+         DEVICE)
 def train(a) -> None:
     from ..sae import SAESpec
     from ..sae.train import TrainConfig, train_paired_saes
@@ -25,7 +27,7 @@ def train(a) -> None:
     pairs = one_out_each(a.sae or [{}], a.out, "--sae")
     store = EmbeddingStore(a.data)
     runs = [(SAESpec.from_dict(spec, store.dim), out) for spec, out in pairs]
-    train_paired_saes(runs, store, cfg, seed=a.seed, device=a.device)
+    train_paired_saes(runs, store, cfg, seed=a.seed, device=a.device, tensorboard=a.tensorboard)
 
 
 @command("align", "Hungarian alignment of image to text latents (post-hoc for a modality-specific pair)",
@@ -48,3 +50,26 @@ def align(a) -> None:
         alignment.save(out)
         log.info("%s: matched %d live latents, mean matched correlation %.3f", folder,
                  alignment.matched.sum(), float(alignment.matched_corr[alignment.matched].mean()))
+
+
+@command("export", "write a trained SAE in SAELens's format (cfg.json + sae_weights.safetensors; image/ and text/ for a pair)",
+         arg("--model", required=True, type=Path, help="trained run folder"),
+         arg("--format", choices=("saelens",), default="saelens"),
+         arg("--out", required=True, type=Path, help="folder to write"))
+def export(a) -> None:
+    from ..sae import load_paired_sae
+    from ..sae.interop import export_saelens
+
+    for folder in export_saelens(load_paired_sae(a.model), a.out):
+        log.info("wrote %s", folder)
+
+
+@command("import", "read an SAE saved by SAELens into a vlsae run folder (config.json + model.safetensors)",
+         arg("--source", required=True, type=Path, help="SAELens folder, or one holding image/ and text/ SAELens folders"),
+         arg("--format", choices=("saelens",), default="saelens"),
+         arg("--out", required=True, type=Path, help="run folder to write"))
+def import_(a) -> None:
+    from ..sae.interop import import_saelens
+
+    import_saelens(a.source).save(a.out, {"imported_from": {"format": a.format, "path": str(a.source)}})
+    log.info("wrote %s", a.out)

@@ -55,10 +55,15 @@ class MatchingPursuitSAE(SparseAutoencoder):
         return torch.promote_types(self.W_dec.dtype, torch.float32)
 
     def gram(self) -> torch.Tensor:
-        """``G = W_dec W_dec^T`` (``m x m``), recomputed whenever the atoms may have changed."""
+        """``G = W_dec W_dec^T`` (``m x m``): recomputed in training, where every step moves the atoms (and not
+        cached, so no step holds two), cached in eval mode until the atoms change."""
         w = self.W_dec.detach().to(self._dtype)
+        if self.training:
+            self._gram_cache = None
+            return w @ w.T
         key = (self.W_dec._version, self.W_dec.data_ptr(), w.device)
-        if self.training or self._gram_cache is None or self._gram_cache[0] != key:
+        if self._gram_cache is None or self._gram_cache[0] != key:
+            self._gram_cache = None  # release the stale matrix before building the new one
             self._gram_cache = (key, w @ w.T)
         return self._gram_cache[1]
 

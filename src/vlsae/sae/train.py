@@ -165,7 +165,7 @@ class _Run:
     """One model in training: optimiser, schedule, aux losses, mask RNG, dead-latent clocks, log."""
 
     def __init__(self, spec: SAESpec, out_dir: Path, d: int, cfg: TrainConfig, seed: int, total: int, dev,
-                 store_id: str = ""):
+                 store_id: str = "", tensorboard: bool = False):
         self.spec, self.out_dir, self.cfg, self.total = spec, Path(out_dir), cfg, total
         self.identity = {"sae": asdict(spec), "training": asdict(cfg), "seed": seed, "d": d, "store": store_id}
         torch.manual_seed(seed)
@@ -178,6 +178,7 @@ class _Run:
         self.rng = torch.Generator(device=dev).manual_seed(seed)
         self.idle = {name: torch.zeros(sae.m, dtype=torch.long, device=dev) for name, sae in self.model.saes.items()}
         self.step, self.rows, self.window = 0, [], _Window(self.model)
+        self.board = _board(self.out_dir) if tensorboard else None
         ckpt = self.out_dir / CHECKPOINT
         if ckpt.exists():
             try:
@@ -243,6 +244,10 @@ class _Run:
         self.window.update(codes, loss, terms)
         if self.step % cfg.log_every == 0 or self.step == self.total:
             self.rows.append({"step": self.step, "epoch": epoch, "lr": self.sched.get_last_lr()[0], **self.window.flush()})
+            if self.board is not None:
+                for key, value in self.rows[-1].items():
+                    if key != "step":
+                        self.board.add_scalar(key, value, self.step)
         if self.step % cfg.checkpoint_every == 0 and self.step < self.total:
             with atomic_path(self.out_dir / CHECKPOINT) as tmp:
                 torch.save({"identity": self.identity, "model": model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -257,10 +262,22 @@ class _Run:
             self.idle[self.model.component_of(s)][codes[s].fired()] = 0
 
     def finish(self, extra: dict) -> PairedSAE:
+        if self.board is not None:
+            self.board.close()
         self.model = self.model.cpu().eval()
         self.model.save(self.out_dir, {"training": asdict(self.cfg), **extra})
         write_frame(self.out_dir / LOG, pd.DataFrame(self.rows))
         return self.model
+
+
+def _board(out_dir: Path):
+    """A TensorBoard writer of ``log.csv``'s terms into ``out_dir/tensorboard`` (``pip install tensorboard``)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        raise ValueError("TensorBoard logging is on but the tensorboard package is not installed: "
+                         "pip install -e '.[tensorboard]' (or turn `tensorboard` off)") from e
+    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
 
 
 def _param_groups(model: PairedSAE, cfg: TrainConfig) -> list[dict]:
@@ -281,11 +298,14 @@ def train_paired_saes(
     seed: int = 0,
     device: str | None = None,
     progress: bool = True,
+    tensorboard: bool = False,
 ) -> list[PairedSAE]:
     """Train every ``(spec, out_dir)`` of ``runs`` on ``store`` in one pass over the data.
 
     Each run writes ``model.safetensors``, ``config.json`` and ``log.csv`` to its folder and resumes
-    from its own ``checkpoint.pt`` when present. Returns the trained models (on CPU, eval mode).
+    from its own ``checkpoint.pt`` when present; with ``tensorboard``, every ``log.csv`` row also goes to
+    TensorBoard event files in ``out_dir/tensorboard`` (a resumed run appends the steps after its checkpoint
+    again). Returns the trained models (on CPU, eval mode).
     """
     dev = resolve_device(device)
     steps_per_epoch = store.n_batches(cfg.batch_size, drop_last=True)
@@ -293,7 +313,7 @@ def train_paired_saes(
         raise ValueError(f"{store.root} has {store.n_pairs} pairs, fewer than batch_size={cfg.batch_size}")
     total = cfg.total_steps(steps_per_epoch)
     store_id = file_digest(store.root / MANIFEST)
-    trainees = [_Run(spec, out_dir, store.dim, cfg, seed, total, dev, store_id) for spec, out_dir in runs]
+    trainees = [_Run(spec, out_dir, store.dim, cfg, seed, total, dev, store_id, tensorboard) for spec, out_dir in runs]
     start = min(t.step for t in trainees)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
     names = ", ".join(t.spec.slug for t in trainees)

@@ -1,0 +1,1 @@
+"""The latent browser: per-latent statistics (:mod:`.latents`) and the static site that shows them (:mod:`.site`)."""
