@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import _rss_mb  # noqa: E402
+from peers import in_child, with_peak_mb  # noqa: E402
 from sae_speed import train_step_time  # noqa: E402
 
 
@@ -35,10 +34,8 @@ def time_path(d: int, m: int, k: int, batch: int, path: str, repeats: int) -> di
     sae = MatchingPursuitSAE(d, m, k)
     sae.use_gram = lambda batch: path == "gram"  # force the path, whatever the default rule would pick
     x = torch.nn.functional.normalize(torch.randn(batch, d), dim=1)
-    base = _rss_mb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")
-    seconds = train_step_time(sae, x, repeats)
-    return {"seconds": seconds, "peak_mb": _rss_mb("VmHWM") - base}
+    seconds, peak = with_peak_mb(lambda: train_step_time(sae, x, repeats))
+    return {"seconds": seconds, "peak_mb": peak}
 
 
 def main(argv=None) -> dict:
@@ -55,10 +52,10 @@ def main(argv=None) -> dict:
     for batch in a.batches:
         row = {}
         for path in ("gram", "rows"):
-            code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import mp_memory; "
-                    f"print(json.dumps(mp_memory.time_path({a.d}, {a.m}, {a.k}, {batch}, {path!r}, {a.repeats})))")
-            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-            row[path] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {"error": done.stderr[-300:]}
+            try:
+                row[path] = in_child("mp_memory", f"time_path({a.d}, {a.m}, {a.k}, {batch}, {path!r}, {a.repeats})")
+            except RuntimeError as e:
+                row[path] = {"error": str(e)}
         from vlsae.sae import MatchingPursuitSAE
 
         row["default_uses_gram"] = MatchingPursuitSAE(8, a.m, a.k).use_gram(batch)

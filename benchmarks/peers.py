@@ -162,6 +162,26 @@ def _rss_mb(field: str) -> float:
     return float("nan")
 
 
+def with_peak_mb(fn):
+    """``(fn(), MB)``: its result and the peak resident memory it adds over the current RSS (``VmHWM`` after
+    resetting it, Linux)."""
+    base = _rss_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    result = fn()
+    return result, _rss_mb("VmHWM") - base
+
+
+def in_child(module: str, call: str, env: dict | None = None) -> dict:
+    """``module.call`` (a Python expression returning a JSON-able value) evaluated in a fresh interpreter, so no
+    allocator or thread state carries over; raises ``RuntimeError`` with the child's last error line."""
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import {module}; "
+            f"print(json.dumps({module}.{call}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise RuntimeError((done.stderr.strip().splitlines() or ["failed"])[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def time_one(library: str, case: str, repeats: int, **options) -> dict:
     """Median step time and added peak memory of one library on one case, in this process."""
     c = CASES[case]
@@ -185,23 +205,18 @@ def time_one(library: str, case: str, repeats: int, **options) -> dict:
     start = time.perf_counter()
     step()
     repeats = max(repeats, int(1.0 / (time.perf_counter() - start)))
-    base = _rss_mb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    seconds = _median_time(step, x.device, repeats, warmup=0)
-    return {"seconds": seconds, "samples_per_s": c["batch"] / seconds, "peak_mb": _rss_mb("VmHWM") - base}
+    seconds, peak = with_peak_mb(lambda: _median_time(step, x.device, repeats, warmup=0))
+    return {"seconds": seconds, "samples_per_s": c["batch"] / seconds, "peak_mb": peak}
 
 
 def run_child(library: str, case: str, repeats: int, **options) -> dict | None:
     """:func:`time_one` in a fresh interpreter (no allocator or thread state carried over); None if it fails."""
-    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import peers; "
-            f"print(json.dumps(peers.time_one({library!r}, {case!r}, {repeats}, **{options!r})))")
     env = {**os.environ, "SPARSIFY_DISABLE_TRITON": "1"}  # sparsify's switch to its eager decoder (no triton on a CPU)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    if done.returncode:
-        reason = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        print(f"  {library} / {case} {options or ''}: {reason}", file=sys.stderr)
+    try:
+        return in_child("peers", f"time_one({library!r}, {case!r}, {repeats}, **{options!r})", env)
+    except RuntimeError as e:
+        print(f"  {library} / {case} {options or ''}: {e}", file=sys.stderr)
         return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def variants(library: str, case: str) -> list[dict]:

@@ -184,13 +184,14 @@ def zoo_align_args(wildcards):
     return shell_args(*(t for folder in folders for t in ("--model", folder, "--out", f"{folder}/alignment.npz")))
 
 
-def zoo_run_args(wildcards, names=None):
-    """``--run NAME SEED FOLDER`` of every member (or of ``names``) of one (model, training dataset)."""
+def zoo_run_args(wildcards, names=None, seeds=None):
+    """``--run NAME SEED FOLDER`` of every member (or of ``names``) of one (model, training dataset), every seed
+    (or those of ``seeds``)."""
     return shell_args(
         *(
             t
             for name in D.members(wildcards.model, wildcards.dataset, names)
-            for seed in REAL["seeds"]
+            for seed in seeds or REAL["seeds"]
             for t in ("--run", name, seed, real_sae_folder(wildcards.model, wildcards.dataset, name, seed))
         )
     )
@@ -290,14 +291,7 @@ def browse_inputs(wildcards):
 
 def browse_run_args(wildcards):
     """``--run NAME SEED FOLDER`` of every member of one (model, training dataset), first seed."""
-    seed = REAL["seeds"][0]
-    return shell_args(
-        *(
-            t
-            for name in D.members(wildcards.model, wildcards.dataset)
-            for t in ("--run", name, seed, real_sae_folder(wildcards.model, wildcards.dataset, name, seed))
-        )
-    )
+    return zoo_run_args(wildcards, seeds=REAL["seeds"][:1])
 
 
 def browse_ms_arg(wildcards, input):

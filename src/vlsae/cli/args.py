@@ -96,3 +96,19 @@ METRICS_IN = arg("metrics", nargs="+", type=Path, help="tidy metric files (.parq
 DGP_SIZES = (arg("--n-train", type=POSITIVE, default=50_000), arg("--seed", type=NON_NEGATIVE, default=0),
              arg("--shard-pairs", type=POSITIVE, default=65_536))
 DEVICE = arg("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+RUNS = arg("--run", required=True, nargs=3, action="append", metavar=("NAME", "SEED", "FOLDER"),
+           help="a trained SAE (its folder may hold alignment.npz); repeatable")
+
+
+def each_run(a):
+    """``(name, seed, SAERun, alignment or None)`` of every ``--run NAME SEED FOLDER``, on ``--device``."""
+    from ..align import Alignment
+    from ..device import resolve_device
+    from ..metrics.real import SAERun
+    from ..sae import load_paired_sae
+
+    device = resolve_device(a.device)
+    for name, seed, folder in a.run:
+        model, saved = load_paired_sae(folder), Path(folder) / "alignment.npz"
+        log.info("%s seed %s: %s", name, seed, model.spec.slug)
+        yield name, int(seed), SAERun(model, device), Alignment.load(saved) if saved.exists() else None

@@ -5,29 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..synth.iso import TRUTHS
-from .args import DEVICE, NON_NEGATIVE, arg, command, json_object, key_value, log, one_out_each, write_rows
+from .args import DEVICE, NON_NEGATIVE, RUNS, arg, command, each_run, json_object, key_value, log, one_out_each, write_rows
 
 STORE = arg("--data", required=True, type=Path, help="evaluation store")
 OPTIONS = arg("--options", type=json_object, default={}, help="evaluation options (JSON, see EvalOptions)")
 TAGS = arg("--tag", type=key_value, action="append", default=[], help="KEY=VALUE column added to every row")
 OUT = arg("--out", required=True, type=Path, help="tidy metrics (.parquet)")
-RUNS = arg("--run", required=True, nargs=3, action="append", metavar=("NAME", "SEED", "FOLDER"),
-           help="a trained SAE (its folder may hold alignment.npz); repeatable")
 ZOO_SUITE = (STORE, RUNS, OPTIONS, DEVICE, TAGS, OUT)  # a suite over --runs of trained SAEs on one store
-
-
-def _each_run(a):
-    """``(name, seed, SAERun, alignment or None)`` of every ``--run NAME SEED FOLDER``."""
-    from ..align import Alignment
-    from ..device import resolve_device
-    from ..metrics.real import SAERun
-    from ..sae import load_paired_sae
-
-    device = resolve_device(a.device)
-    for name, seed, folder in a.run:
-        model, saved = load_paired_sae(folder), Path(folder) / "alignment.npz"
-        log.info("%s seed %s: %s", name, seed, model.spec.slug)
-        yield name, int(seed), SAERun(model, device), Alignment.load(saved) if saved.exists() else None
 
 
 @command("eval-het", "the five synthetic metrics of HET E.3",
@@ -103,7 +87,7 @@ def eval_saes(a) -> None:
     from ..store import EmbeddingStore
 
     opts = EvalOptions.from_dict(a.options)
-    write_rows(a.out, evaluate_zoo(_each_run(a), EvalSet.read(EmbeddingStore(a.data), opts), opts), a.tag)
+    write_rows(a.out, evaluate_zoo(each_run(a), EvalSet.read(EmbeddingStore(a.data), opts), opts), a.tag)
 
 
 @command("eval-bimodal", "shared (bimodal) SAEs: modality-gap removal (ISO App. I, L) or vector arithmetic on a "
@@ -121,7 +105,7 @@ def eval_bimodal(a) -> None:
         suite = lambda run, ref, seed: evaluate_gap(run, data, ref, opts, seed)  # noqa: E731
     else:
         suite = lambda run, ref, seed: evaluate_arithmetic(run, store, ref, opts)  # noqa: E731
-    write_rows(a.out, [{"sae": name, "seed": seed, **row} for name, seed, run, _ in _each_run(a)
+    write_rows(a.out, [{"sae": name, "seed": seed, **row} for name, seed, run, _ in each_run(a)
                        for row in suite(run, TrainReference.read(run, train, opts), seed)], a.tag)
 
 
@@ -138,7 +122,7 @@ def eval_steering(a) -> None:
     pairs = read_dataset(a.dataset["format"], a.dataset["root"], **a.dataset.get("options", {})).pairs
     captions = dict(zip(pairs["text_id"], (texts[0] for texts in pairs["texts"])))
     concepts = ConceptSet(store, *read_coco_concepts(a.dataset["root"], a.concepts), captions, opts)
-    write_rows(a.out, [{"sae": name, "seed": seed, "method": method, **row} for name, seed, run, alignment in _each_run(a)
+    write_rows(a.out, [{"sae": name, "seed": seed, "method": method, **row} for name, seed, run, alignment in each_run(a)
                        for method, perm in alignment_methods(run.model, alignment).items()
                        for row in evaluate_steering(run, perm, concepts, opts, seed)], a.tag)
 
@@ -151,7 +135,7 @@ def eval_monosemanticity(a) -> None:
     from ..store import EmbeddingStore
 
     opts, store, external = EvalOptions.from_dict(a.options), EmbeddingStore(a.data), EmbeddingStore(a.external)
-    write_rows(a.out, [{"sae": name, "seed": seed, **row} for name, seed, run, _ in _each_run(a)
+    write_rows(a.out, [{"sae": name, "seed": seed, **row} for name, seed, run, _ in each_run(a)
                        for row in evaluate_monosemanticity(run, store, external, opts)], a.tag)
 
 

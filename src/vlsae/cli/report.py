@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..report.real import FIGURES, TABLES
-from .args import METRICS_IN, POSITIVE, REPORT_OUTPUTS, TABLE_OUTPUTS, arg, command, json_object, key_value, log, read_tidy
+from .args import (DEVICE, METRICS_IN, POSITIVE, REPORT_OUTPUTS, RUNS, TABLE_OUTPUTS, arg, command, each_run, json_object,
+                   key_value, log, read_tidy)
 
 
 @command("report-het-fig5", "HET Fig. 5 table and figure from tidy metrics", METRICS_IN, *REPORT_OUTPUTS)
@@ -139,8 +140,7 @@ def claims_readme(a) -> None:
 
 @command("browse", "the offline latent browser of trained SAEs on one store (static HTML, opened from disk)",
          arg("--data", required=True, type=Path, help="store to browse (made by `vlsae embed`: it names its dataset)"),
-         arg("--run", required=True, nargs=3, action="append", metavar=("NAME", "SEED", "FOLDER"),
-             help="a trained SAE (its folder may hold alignment.npz); repeatable"),
+         RUNS, DEVICE,
          arg("--monosemanticity", type=Path, default=None, help="eval-monosemanticity rows of these SAEs on this store"),
          arg("--title", type=key_value, action="append", default=[], help="KEY=VALUE shown in the header (model, dataset)"),
          arg("--top", type=POSITIVE, default=12, help="most activating samples per latent and modality"),
@@ -148,11 +148,7 @@ def claims_readme(a) -> None:
          arg("--thumb-size", type=POSITIVE, default=128),
          arg("--out", required=True, type=Path, help="folder: one sub-folder per --run NAME, and thumbs/"))
 def browse(a) -> None:
-    from ..align import Alignment
     from ..browser.site import build_browsers
-    from ..device import resolve_device
-    from ..metrics.real import SAERun
-    from ..sae import load_paired_sae
     from ..store import EmbeddingStore
 
     ms = None
@@ -162,11 +158,7 @@ def browse(a) -> None:
         frame = pd.read_parquet(a.monosemanticity)
         ms = {(name, int(seed)): {side: g.sort_values("latent")["value"].to_numpy() for side, g in rows.groupby("component")}
               for (name, seed), rows in frame.groupby(["sae", "seed"])}
-    device = resolve_device(None)
-    runs = [(name, int(seed), SAERun(load_paired_sae(folder), device),
-             Alignment.load(Path(folder) / "alignment.npz") if (Path(folder) / "alignment.npz").exists() else None)
-            for name, seed, folder in a.run]
-    build_browsers(EmbeddingStore(a.data), runs, a.out, dict(a.title), ms, a.tau, a.top, a.thumb_size)
+    build_browsers(EmbeddingStore(a.data), list(each_run(a)), a.out, dict(a.title), ms, a.tau, a.top, a.thumb_size)
 
 
 @command("report-gallery", "a latent gallery (ISO Figs. 18-22, HET Figs. 3 and 10) from one SAE's latent browser",
