@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 from vlsae.sae import PairedSAE, SAESpec, TopKSAE, load_paired_sae
 from vlsae.sae.base import Code
 from vlsae.sae.relu import ReLUSAE
-from vlsae.sae.train import TrainConfig, _param_groups, _Run, reconstruction_loss, train_paired_sae, train_paired_saes
+from vlsae.sae.train import (TrainConfig, _Group, _Member, _param_groups, reconstruction_loss, train_paired_sae,
+                             train_paired_saes)
 from vlsae.store import EmbeddingStore, StoreWriter
 
 
@@ -147,6 +148,11 @@ def test_onecycle_is_pytorchs_schedule():
     assert int(np.argmax(lrs)) == 29 and lrs[-1] < 1e-3 / 25 / 100
 
 
+def _run(spec, out, d, cfg, seed=0, total=10, store_id=""):
+    """One model's training group, as train_paired_saes builds it."""
+    return _Group([_Member(spec, out, d, cfg, seed, torch.device("cpu"), store_id)], cfg, total)
+
+
 def test_gradient_clip_scope_and_bias_decay(tmp_path):
     store = _store(tmp_path / "data", n=200, d=8)
     batch = next(store.iter_batches(100))
@@ -155,7 +161,7 @@ def test_gradient_clip_scope_and_bias_decay(tmp_path):
     norms = {}
     for scope in ("sae", "model"):
         cfg = TrainConfig(lr=1e-12, grad_clip=1.0, grad_clip_scope=scope, weight_decay=0.1, weight_decay_biases=False)
-        run = _Run(spec, tmp_path / scope, 8, cfg, seed=0, total=10, dev=torch.device("cpu"))
+        run = _run(spec, tmp_path / scope, 8, cfg)
         run.train_step(inputs, 0, torch.autocast("cpu", enabled=False))
         per_sae = [torch.cat([p.grad.flatten() for p in sae.parameters()]).norm() for sae in run.model.components()]
         norms[scope] = torch.stack(per_sae).norm()
@@ -247,7 +253,7 @@ def test_a_stale_checkpoint_is_never_resumed(tmp_path, caplog):
     store = _store(tmp_path / "data", n=1000, d=16)
     spec = SAESpec(latents=64, params={"k": 4})
     old = TrainConfig(batch_size=100, epochs=3, lr=1e-3, checkpoint_every=5)
-    run = _Run(spec, tmp_path / "run", 16, old, seed=0, total=30, dev=torch.device("cpu"), store_id="abc")
+    run = _run(spec, tmp_path / "run", 16, old, total=30, store_id="abc")
     batch = next(store.iter_batches(100))
     for _ in range(5):
         run.train_step({"image": torch.from_numpy(batch.image), "text": torch.from_numpy(batch.text)}, 0,
@@ -255,11 +261,11 @@ def test_a_stale_checkpoint_is_never_resumed(tmp_path, caplog):
     assert (tmp_path / "run" / "checkpoint.pt").exists()
     new = TrainConfig(batch_size=100, epochs=3, lr=3e-3, checkpoint_every=5)
     with caplog.at_level("WARNING"):
-        fresh = _Run(spec, tmp_path / "run", 16, new, seed=0, total=30, dev=torch.device("cpu"), store_id="abc")
+        fresh = _run(spec, tmp_path / "run", 16, new, total=30, store_id="abc")
     assert fresh.step == 0 and "made for a different training" in caplog.text
-    same = _Run(spec, tmp_path / "run", 16, old, seed=0, total=30, dev=torch.device("cpu"), store_id="abc")
+    same = _run(spec, tmp_path / "run", 16, old, total=30, store_id="abc")
     assert same.step == 5                                                       # the matching run resumes
-    other_store = _Run(spec, tmp_path / "run", 16, old, seed=0, total=30, dev=torch.device("cpu"), store_id="xyz")
+    other_store = _run(spec, tmp_path / "run", 16, old, total=30, store_id="xyz")
     assert other_store.step == 0 and "different store" in caplog.text
 
 
@@ -276,7 +282,7 @@ def test_a_planted_pickle_checkpoint_is_refused_unrun(tmp_path):
     run.mkdir()
     torch.save({"model": _Planted(str(tmp_path / "pwned"))}, run / "checkpoint.pt")
     with pytest.raises(ValueError, match="not a vlsae checkpoint"):
-        _Run(SAESpec(latents=64, params={"k": 4}), run, 16, TrainConfig(), seed=0, total=10, dev=torch.device("cpu"))
+        _Member(SAESpec(latents=64, params={"k": 4}), run, 16, TrainConfig(), 0, torch.device("cpu"))
     assert not (tmp_path / "pwned").exists()
 
 

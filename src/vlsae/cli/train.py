@@ -17,6 +17,8 @@ from .args import DEVICE, NON_NEGATIVE, arg, command, json_object, log, one_out_
          arg("--training", type=json_object, default={}, help="TrainConfig as JSON"),
          arg("--seed", type=NON_NEGATIVE, default=0),
          arg("--tensorboard", action="store_true", help="also log the training terms as TensorBoard events in each run folder"),
+         arg("--no-stack", dest="stack", action="store_false",
+             help="train the SAEs one by one instead of stacking those of one architecture and shape (same weights)"),
          DEVICE)
 def train(a) -> None:
     from ..sae import SAESpec
@@ -27,7 +29,7 @@ def train(a) -> None:
     pairs = one_out_each(a.sae or [{}], a.out, "--sae")
     store = EmbeddingStore(a.data)
     runs = [(SAESpec.from_dict(spec, store.dim), out) for spec, out in pairs]
-    train_paired_saes(runs, store, cfg, seed=a.seed, device=a.device, tensorboard=a.tensorboard)
+    train_paired_saes(runs, store, cfg, seed=a.seed, device=a.device, tensorboard=a.tensorboard, stack=a.stack)
 
 
 @command("align", "Hungarian alignment of image to text latents (post-hoc for a modality-specific pair)",

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Code, EncoderSAE, TargetL0
+from .base import Code, EncoderSAE, TargetL0, as_stack
 
 
 def _kernel(pre: torch.Tensor, theta: torch.Tensor, eps: float) -> torch.Tensor:
@@ -37,7 +37,7 @@ class _JumpReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         pre, theta = ctx.saved_tensors
-        d_theta = -(theta * _kernel(pre, theta, ctx.eps) * grad).sum(0)
+        d_theta = -(theta * _kernel(pre, theta, ctx.eps) * grad).sum(-2, keepdim=True)
         return grad * (pre > theta), d_theta, None
 
 
@@ -51,7 +51,7 @@ class _Step(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         pre, theta = ctx.saved_tensors
-        return None, -(_kernel(pre, theta, ctx.eps) * grad).sum(0), None
+        return None, -(_kernel(pre, theta, ctx.eps) * grad).sum(-2, keepdim=True), None
 
 
 class JumpReLUSAE(TargetL0, EncoderSAE):
@@ -65,7 +65,9 @@ class JumpReLUSAE(TargetL0, EncoderSAE):
         self.log_threshold = nn.Parameter(torch.full((m,), math.log(threshold)))
 
     def activate(self, pre: torch.Tensor) -> Code:
-        theta = self.log_threshold.exp()
+        """``pre``: ``S x B x m``; each member's threshold broadcasts over its batch."""
+        pre = as_stack(pre)
+        theta = self.p(self.log_threshold).exp()[:, None, :]
         z = _JumpReLU.apply(pre, theta, self.bandwidth)
-        penalty = self.penalty_weight * _Step.apply(pre, theta, self.bandwidth).sum(-1).mean()
-        return Code(z, None, self.m, penalty)
+        penalty = self.p(self.penalty_weight) * _Step.apply(pre, theta, self.bandwidth).sum(-1).mean(-1)
+        return Code(z.flatten(0, 1), None, self.m, penalty, stack=len(pre))

@@ -3,7 +3,8 @@
 Each loss is a frozen dataclass with its ``weight`` and options; a config names them under
 ``aux`` (``{"iso_energy": {"weight": 1e-4}, "group_sparse": {"weight": 0.05}}``) and the trainer
 adds ``weight * loss(z_img, z_txt)`` to the reconstruction objective. For a modality-specific pair,
-latent ``j`` of the image SAE is paired with latent ``j`` of the text SAE.
+latent ``j`` of the image SAE is paired with latent ``j`` of the text SAE. Each loss is a mean over the
+batch, one per member of a stack (:class:`~vlsae.sae.base.Code`): shape ``S``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from ..strict import from_dict
-from .base import Code
+from .base import Code, member_mean
 
 
 def top1_index(code: Code) -> torch.Tensor:
@@ -33,9 +34,9 @@ def without_latents(code: Code, drop: torch.Tensor) -> Code:
     if code.indices is None:
         hit = torch.zeros(code.values.shape[0], code.m + 1, device=code.values.device)
         hit.scatter_(1, drop + 1, 1.0)                       # column 0 collects the -1s
-        return Code(code.values * (1 - hit[:, 1:]), None, code.m)
+        return Code(code.values * (1 - hit[:, 1:]), None, code.m, stack=code.stack)
     keep = ~(code.indices[:, :, None] == drop[:, None, :]).any(-1)
-    return Code(code.values * keep, code.indices, code.m)
+    return Code(code.values * keep, code.indices, code.m, stack=code.stack)
 
 
 def mask_top1(z_img: Code, z_txt: Code) -> tuple[Code, Code]:
@@ -92,7 +93,7 @@ class IsoEnergy:
         if self.normalize:
             norms = inner(z_img, z_img).clamp_min(1e-12).sqrt() * inner(z_txt, z_txt).clamp_min(1e-12).sqrt()
             dot = dot / norms
-        return -dot.mean()
+        return -member_mean(dot, z_img.stack)
 
 
 @dataclass(frozen=True)
@@ -112,21 +113,30 @@ class GroupSparse:
 
     def __call__(self, z_img: Code, z_txt: Code) -> torch.Tensor:
         if z_img.indices is None or z_txt.indices is None:
-            return _safe_norm(z_img.dense(), z_txt.dense()).sum(-1).mean()
-        return self._sparse(z_img, z_txt).mean()
+            return member_mean(_safe_norm(z_img.dense(), z_txt.dense()).sum(-1), z_img.stack)
+        return member_mean(self._sparse(z_img, z_txt), z_img.stack)
 
     @staticmethod
     def _sparse(z_img: Code, z_txt: Code) -> torch.Tensor:
         """Per-sample loss from the ``B x k`` supports, never a ``B x m`` code.
 
-        Each latent on the image support contributes ``sqrt(I_j^2 + T_j^2)``, split evenly over its
-        repeats; each latent only on the text support contributes ``|T_j|``, split likewise.
+        Each latent with a non-zero entry on the image support contributes ``sqrt(I_j^2 + T_j^2)`` (``I_j``, ``T_j``
+        the dense values: all entries of index ``j`` summed), split evenly over its non-zero image entries; each
+        latent without one contributes ``|T_j|``, split likewise over its non-zero text entries. Entries of value 0
+        (BatchTopK's padding, ReLU'd zeros) carry no share but still get the dense gradient, so neither the loss
+        nor its gradient depends on how far a code is padded (a stack pads to its widest member).
         """
         img_img, img_txt, txt_txt = _same(z_img, z_img), _same(z_img, z_txt), _same(z_txt, z_txt)
-        on_img = _safe_norm(_at(img_img, z_img), _at(img_txt, z_txt)) / img_img.sum(-1)
-        txt_only = ~img_txt.any(1)
-        on_txt = _at(txt_txt, z_txt).abs() * txt_only / txt_txt.sum(-1)
+        live_img, live_txt = z_img.values != 0, z_txt.values != 0
+        on_img = _safe_norm(_at(img_img, z_img), _at(img_txt, z_txt)) * live_img / _live_count(img_img, live_img)
+        txt_only = ~(img_txt & live_img[:, :, None]).any(1)
+        on_txt = _at(txt_txt, z_txt).abs() * (txt_only & live_txt) / _live_count(txt_txt, live_txt)
         return on_img.sum(-1) + on_txt.sum(-1)
+
+
+def _live_count(same: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    """``B x k``: how many non-zero entries share each entry's index (at least 1)."""
+    return (same & live[:, None, :]).sum(-1).clamp_min(1)
 
 
 AUX_LOSSES = {"iso_energy": IsoEnergy, "group_sparse": GroupSparse}

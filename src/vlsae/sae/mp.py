@@ -11,7 +11,8 @@ through the Gram matrix ``G = W_dec W_dec^T`` as ``c <- c - z_i G[i]`` (O(m) per
 instead of O(m d)). The values on the selected support are then recomputed *with* autograd from
 the triangular system ``z_t = w_{i_t} . r_0 - sum_{s<t} z_s w_{i_s} . w_{i_t}``, which is exactly the
 unrolled recurrence: gradients equal those of back-propagating through Alg. 1, and touch only the
-``k`` selected atoms per sample. ``G`` is cached between calls in eval mode.
+``k`` selected atoms per sample (the picked correlations ``w_{i_t} . r_0`` back-propagate through a sparse
+kernel, O(B k d), not through the dense ``B x m`` correlations). ``G`` is cached between calls in eval mode.
 
 Memory: ``G`` takes ``4 m^2`` bytes (9.7 GB at ISO Table 4's ``m = 64 x 768``). It is used only
 while it fits ``gram_budget_mb`` (default: a quarter of the device's memory) and, in training, where
@@ -27,6 +28,7 @@ import torch
 
 from ..device import memory_bytes
 from .base import Code, SparseAutoencoder
+from .kernels import picked_correlations
 from .topk import check_k
 
 SELECTIONS = ("absolute", "signed")
@@ -54,25 +56,29 @@ class MatchingPursuitSAE(SparseAutoencoder):
         """Selection and the triangular solve run in fp32 at least (never in bf16)."""
         return torch.promote_types(self.W_dec.dtype, torch.float32)
 
+    def _atoms(self) -> torch.Tensor:
+        """The ``S x m x d`` atoms, detached, in the selection dtype."""
+        return self.p(self.W_dec).detach().to(self._dtype)
+
     def gram(self) -> torch.Tensor:
-        """``G = W_dec W_dec^T`` (``m x m``): recomputed in training, where every step moves the atoms (and not
-        cached, so no step holds two), cached in eval mode until the atoms change."""
-        w = self.W_dec.detach().to(self._dtype)
+        """``G = W_dec W_dec^T`` per member (``S x m x m``): recomputed in training, where every step moves the
+        atoms (and not cached, so no step holds two), cached in eval mode until the atoms change."""
+        w = self._atoms()
         if self.training:
             self._gram_cache = None
-            return w @ w.T
+            return torch.bmm(w, w.transpose(1, 2))
         key = (self.W_dec._version, self.W_dec.data_ptr(), w.device)
         if self._gram_cache is None or self._gram_cache[0] != key:
             self._gram_cache = None  # release the stale matrix before building the new one
-            self._gram_cache = (key, w @ w.T)
+            self._gram_cache = (key, torch.bmm(w, w.transpose(1, 2)))
         return self._gram_cache[1]
 
     def use_gram(self, batch: int) -> bool:
-        """Whether selection reads the full Gram matrix (it fits the budget and, in training, ``m <= k B``)
+        """Whether selection reads the full Gram matrices (they fit the budget and, in training, ``m <= k B``)
         or computes the Gram rows of each step's picks."""
         budget = (memory_bytes(self.W_dec.device) / 4 if self.gram_budget_mb is None
                   else self.gram_budget_mb * 2 ** 20)
-        fits = 4 * self.m * self.m <= budget
+        fits = 4 * self.stack * self.m * self.m <= budget
         return fits and (not self.training or self.m <= self.k * batch)
 
     def dense_products(self, batch: int) -> bool:
@@ -82,60 +88,78 @@ class MatchingPursuitSAE(SparseAutoencoder):
 
     @torch.no_grad()
     def select(self, r0: torch.Tensor, corr: torch.Tensor | None = None, gram: torch.Tensor | None = None) -> torch.Tensor:
-        """``B x k`` atom indices chosen by Alg. 1, via the Gram update of the correlations ``corr = r_0 W^T``,
-        ``c <- c - z_i G[i]`` (``corr`` computed here unless given, and left unchanged; ``gram``, the full
-        ``G``, read when given or when :meth:`use_gram`, else its rows computed per step)."""
-        w = self.W_dec.detach().to(self._dtype)
-        if gram is None and self.use_gram(r0.shape[0]):
+        """``S x B x k`` atom indices chosen by Alg. 1 for ``S x B x d`` residuals ``r_0``, via the Gram update of
+        the correlations ``corr = r_0 W^T``, ``c <- c - z_i G[i]`` (``corr`` computed here unless given, and left
+        unchanged; ``gram``, the full ``G``, read when given or when :meth:`use_gram`, else its rows computed per
+        step)."""
+        w = self._atoms()
+        stack, batch, _ = r0.shape
+        if gram is None and self.use_gram(batch):
             gram = self.gram()
-        corr = r0.to(self._dtype) @ w.T if corr is None else corr.detach().to(self._dtype, copy=True)
-        picks = torch.empty(r0.shape[0], self.k, dtype=torch.long, device=r0.device)
+        corr = torch.bmm(r0.to(self._dtype), w.transpose(1, 2)) if corr is None else corr.detach().to(self._dtype, copy=True)
+        picks = torch.empty(stack, batch, self.k, dtype=torch.long, device=r0.device)
         magnitude = torch.empty_like(corr)  # reused: allocating |c| every step doubles the argmax cost on CPU
+        offsets = (torch.arange(stack, device=r0.device) * self.m)[:, None]
         for t in range(self.k):
-            i = (torch.abs(corr, out=magnitude) if self.selection == "absolute" else corr).argmax(1)
-            picks[:, t] = i
+            i = (torch.abs(corr, out=magnitude) if self.selection == "absolute" else corr).argmax(-1)
+            picks[..., t] = i
             if gram is not None:
-                rows = gram.index_select(0, i)
+                rows = gram.view(stack * self.m, self.m).index_select(0, (i + offsets).flatten()).view_as(corr)
             else:
-                atoms, slot = torch.unique(i, return_inverse=True)
-                rows = (w.index_select(0, atoms) @ w.T).index_select(0, slot)
-            corr.addcmul_(rows, corr.gather(1, i[:, None]), value=-1.0)
+                rows = torch.stack([self._gram_rows(w_s, i_s) for w_s, i_s in zip(w, i)])
+            corr.addcmul_(rows, corr.gather(-1, i[..., None]), value=-1.0)
         return picks
+
+    @staticmethod
+    def _gram_rows(w: torch.Tensor, picks: torch.Tensor) -> torch.Tensor:
+        """``G[picks]`` of one member's atoms ``w`` without ``G``: ``W[u] W^T`` for the distinct picks ``u``."""
+        atoms, slot = torch.unique(picks, return_inverse=True)
+        return (w.index_select(0, atoms) @ w.T).index_select(0, slot)
 
     def support_values(self, r0: torch.Tensor, picks: torch.Tensor, corr: torch.Tensor | None = None,
                        gram: torch.Tensor | None = None) -> torch.Tensor:
-        """Differentiable MP values on a fixed support: solve ``(I + tril(A A^T, -1)) z = A r_0``.
+        """Differentiable MP values on a fixed support: solve ``(I + tril(A A^T, -1)) z = A r_0`` per sample
+        (``S x B x k``).
 
-        With :meth:`dense_products`, ``A A^T`` and ``A r_0`` are gathered from ``gram = W W^T`` and
-        ``corr = r_0 W^T`` (computed here unless given, with autograd), else computed per sample; the two
-        give the same values and gradients."""
+        With :meth:`dense_products`, ``A A^T`` is gathered from ``gram = W W^T`` (with autograd) and ``A r_0`` from
+        ``corr = r_0 W^T`` (without: :func:`~vlsae.sae.kernels.picked_correlations` back-propagates through the
+        picked entries only), both computed here unless given; else both are computed per sample. The two give
+        the same values and gradients."""
         with torch.autocast(r0.device.type, enabled=False):  # a triangular solve wants fp32
-            w, r0 = self.W_dec.to(self._dtype), r0.to(self._dtype)
-            if self.dense_products(picks.shape[0]):
-                corr = r0 @ w.T if corr is None else corr
-                system = (w @ w.T if gram is None else gram)[picks[:, :, None], picks[:, None, :]]
-                corr0 = corr.gather(1, picks)
+            w, r0 = self.p(self.W_dec).to(self._dtype), r0.to(self._dtype)
+            stack, batch, k = picks.shape
+            if self.dense_products(batch):
+                if corr is None:
+                    with torch.no_grad():
+                        corr = torch.bmm(r0, w.transpose(1, 2))
+                gram = torch.bmm(w, w.transpose(1, 2)) if gram is None else gram
+                pairs = (picks[..., :, None] * self.m + picks[..., None, :]).view(stack, -1)
+                system = gram.view(stack, -1).gather(1, pairs).view(stack, batch, k, k)
+                corr0 = picked_correlations(r0, w, picks, corr)
             else:
-                atoms = w[picks]  # B x k x d
-                corr0 = torch.einsum("bkd,bd->bk", atoms, r0)
-                system = atoms @ atoms.transpose(1, 2)
-            system = torch.tril(system, diagonal=-1) + torch.eye(self.k, dtype=system.dtype, device=system.device)
+                offsets = (torch.arange(stack, device=r0.device) * self.m)[:, None, None]
+                atoms = w.reshape(stack * self.m, -1)[picks + offsets]  # S x B x k x d
+                corr0 = torch.einsum("sbkd,sbd->sbk", atoms, r0)
+                system = atoms @ atoms.transpose(-1, -2)
+            system = torch.tril(system, diagonal=-1) + torch.eye(k, dtype=system.dtype, device=system.device)
             return torch.linalg.solve_triangular(system, corr0[..., None], upper=False, unitriangular=True)[..., 0]
 
-    def encode(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> Code:
+    def encode_stack(self, x: torch.Tensor, keep: torch.Tensor | None) -> Code:
         """Alg. 1 on ``r_0 = x - b_dec``; for small dictionaries the correlations ``r_0 W^T`` and, in training,
         the Gram matrix are computed once, with autograd, and serve both the selection and the values."""
         if keep is not None:
             raise ValueError("Matching Pursuit has no pre-activations to mask; use mask_p: 0 with architecture mp")
-        r0 = x - self.b_dec
+        r0 = x - self.p(self.b_dec)[:, None, :]
         corr = gram = None
-        if self.dense_products(r0.shape[0]):
+        if self.dense_products(r0.shape[1]):
             with torch.autocast(r0.device.type, enabled=False):
-                w = self.W_dec.to(self._dtype)
-                corr = r0.to(self._dtype) @ w.T
-                gram = w @ w.T if torch.is_grad_enabled() else self.gram()
+                w = self.p(self.W_dec).to(self._dtype)
+                with torch.no_grad():  # selection reads all of it; the values only the picked entries (sparse backward)
+                    corr = torch.bmm(r0.to(self._dtype), w.transpose(1, 2))
+                gram = torch.bmm(w, w.transpose(1, 2)) if torch.is_grad_enabled() else self.gram()
         picks = self.select(r0, corr, gram)
-        return Code(self.support_values(r0, picks, corr, gram), picks, self.m)
+        values = self.support_values(r0, picks, corr, gram)
+        return Code(values.flatten(0, 1), picks.flatten(0, 1), self.m, stack=len(x))
 
     def aux_scores(self, x: torch.Tensor, residual: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """Correlation of the final residual with the dead atoms (MP's own selection score)."""

@@ -16,24 +16,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Code, EncoderSAE, TargetL0
+from .base import Code, EncoderSAE, TargetL0, as_stack
 
 
 class _ReLUL1(torch.autograd.Function):
-    """``(ReLU(pre), mean_b sum_j ReLU(pre)_bj norms_j)`` with a fused backward."""
+    """``(ReLU(pre), mean_b sum_j ReLU(pre)_bj norms_j)`` per member (``pre``: ``S x B x m``, ``norms``: ``S x m``)
+    with a fused backward."""
 
     @staticmethod
     def forward(ctx, pre: torch.Tensor, norms: torch.Tensor):
         z = F.relu(pre)
         ctx.save_for_backward(z, norms)
-        return z, (z @ norms.to(z.dtype)).mean()
+        return z, torch.stack([(z_s @ n_s.to(z.dtype)).mean() for z_s, n_s in zip(z, norms)])
 
     @staticmethod
     def backward(ctx, grad_z: torch.Tensor, grad_l1: torch.Tensor):
         z, norms = ctx.saved_tensors
-        scale = grad_l1 / z.shape[0]
-        grad_pre = torch.ops.aten.threshold_backward(torch.addcmul(grad_z, norms.to(z.dtype), scale), z, 0)
-        grad_norms = scale * z.sum(0).to(norms.dtype) if ctx.needs_input_grad[1] else None
+        scale = (grad_l1 / z.shape[1])[:, None, None]
+        grad_pre = torch.ops.aten.threshold_backward(torch.addcmul(grad_z, norms.to(z.dtype)[:, None, :], scale), z, 0)
+        grad_norms = scale[:, 0] * z.sum(1).to(norms.dtype) if ctx.needs_input_grad[1] else None
         return grad_pre, grad_norms
 
 
@@ -44,5 +45,6 @@ class ReLUSAE(TargetL0, EncoderSAE):
         self.init_target_l0(l1, target_l0, l0_rate)
 
     def activate(self, pre: torch.Tensor) -> Code:
-        z, l1 = _ReLUL1.apply(pre, self.W_dec.norm(dim=1))
-        return Code(z, None, self.m, self.penalty_weight * l1)
+        pre = as_stack(pre)
+        z, l1 = _ReLUL1.apply(pre, self.p(self.W_dec).norm(dim=-1))
+        return Code(z.flatten(0, 1), None, self.m, self.p(self.penalty_weight) * l1, stack=len(pre))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Code, EncoderSAE
+from .base import Code, EncoderSAE, as_stack
 from .kernels import topk_encode
 
 
@@ -25,12 +25,13 @@ class TopKSAE(EncoderSAE):
         check_k(k, m)
         self.k = k
 
-    def encode(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> Code:
+    def encode_stack(self, x: torch.Tensor, keep: torch.Tensor | None) -> Code:
         if keep is not None:  # masked pre-activations (group-sparse option): the generic dense path
-            return super().encode(x, keep)
-        values, indices = topk_encode(x - self.b_dec, self.W_enc, self.b_enc, self.k)
-        return Code(F.relu(values), indices, self.m)
+            return super().encode_stack(x, keep)
+        values, indices = topk_encode(x - self.p(self.b_dec)[:, None, :], self.p(self.W_enc), self.p(self.b_enc), self.k)
+        return Code(F.relu(values).flatten(0, 1), indices.flatten(0, 1), self.m, stack=len(x))
 
     def activate(self, pre: torch.Tensor) -> Code:
+        pre = as_stack(pre)
         values, indices = pre.topk(self.k, dim=-1, sorted=False)
-        return Code(F.relu(values), indices, self.m)
+        return Code(F.relu(values).flatten(0, 1), indices.flatten(0, 1), self.m, stack=len(pre))

@@ -13,7 +13,8 @@ Protocol (HET E.2/E.4): AdamW, linear warmup then constant or cosine decay to 0 
 one-cycle schedule, the ISO authors' code), grad-norm clipping per SAE or over the whole model,
 unit-norm decoder atoms (gradient parallel to the atoms removed, ``decoder_grad: tangent``, or kept,
 ``full``, as ``overcomplete``'s dictionary layer in the ISO authors' toy code does; atoms renormalised
-after each step), ``epochs`` passes or a fixed number of ``steps``. After every step each SAE may adapt its own
+after each step), ``epochs`` passes (each ending with the last partial batch unless ``drop_last``, the default; the ISO
+authors' loader keeps it) or a fixed number of ``steps``. After every step each SAE may adapt its own
 state to the batch's codes (:meth:`~vlsae.sae.base.SparseAutoencoder.after_step_`: the target-L0
 controller of ReLU and JumpReLU).
 
@@ -40,19 +41,21 @@ import logging
 import math
 import pickle
 import sys
-from dataclasses import asdict, dataclass
+import copy
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from ..atomic import atomic_path, write_frame
 from ..device import resolve_device
 from ..store import MANIFEST, MODALITIES, EmbeddingStore, file_digest
 from ..strict import from_dict
-from .base import Code, SparseAutoencoder
+from .base import Code, SparseAutoencoder, stack_saes, unstack_into
 from .losses import build_aux_losses
 from .paired import PairedSAE, SAESpec
 
@@ -73,6 +76,7 @@ class TrainConfig:
     eps: float = 1e-8
     weight_decay: float = 0.0
     batch_size: int = 256
+    drop_last: bool = True
     epochs: int = 10
     steps: int | None = None
     warmup_fraction: float = 0.0
@@ -133,7 +137,8 @@ class TrainConfig:
 
 
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "mse") -> torch.Tensor:
-    """One modality's reconstruction term over a batch of ``B x d`` inputs.
+    """One modality's reconstruction term over a batch of ``B x d`` inputs (per member of a stack: ``x_hat``
+    ``S x B x d`` gives ``S`` terms).
 
     * ``mse``: ``E ||x - x_hat||^2`` (HET eq. 4);
     * ``fvu``: ``sum ||x - x_hat||^2 / sum ||x - mean_batch(x)||^2``, the fraction of the batch's variance
@@ -143,11 +148,11 @@ def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "mse")
     """
     sse = (x - x_hat).pow(2).sum(-1)
     if kind == "mse":
-        return sse.mean()
+        return sse.mean(-1)
     if kind == "fvu":
-        return sse.sum() / (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
+        return sse.sum(-1) / (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
     if kind == "element_mean":
-        return sse.mean() / (2 * x.shape[-1])
+        return sse.mean(-1) / (2 * x.shape[-1])
     raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {kind!r}")
 
 
@@ -161,23 +166,22 @@ def auxk_loss(sae: SparseAutoencoder, x: torch.Tensor, x_hat: torch.Tensor, dead
     return (residual - e_hat).pow(2).sum() / (residual - residual.mean(0)).pow(2).sum().clamp_min(1e-12)
 
 
-class _Run:
-    """One model in training: optimiser, schedule, aux losses, mask RNG, dead-latent clocks, log."""
+class _Member:
+    """One model in training (an SAE or a modality-specific pair): what it was made for, its aux losses, mask RNG,
+    log, and the state a checkpoint restores (its own weights, optimiser and schedule state, dead-latent clocks,
+    open logging window)."""
 
-    def __init__(self, spec: SAESpec, out_dir: Path, d: int, cfg: TrainConfig, seed: int, total: int, dev,
-                 store_id: str = "", tensorboard: bool = False):
-        self.spec, self.out_dir, self.cfg, self.total = spec, Path(out_dir), cfg, total
+    def __init__(self, spec: SAESpec, out_dir: Path, d: int, cfg: TrainConfig, seed: int, dev, store_id: str = "",
+                 tensorboard: bool = False):
+        self.spec, self.out_dir = spec, Path(out_dir)
         self.identity = {"sae": asdict(spec), "training": asdict(cfg), "seed": seed, "d": d, "store": store_id}
         torch.manual_seed(seed)
         self.model = PairedSAE(spec, d).to(dev).train()
-        self.opt = torch.optim.AdamW(_param_groups(self.model, cfg), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                                     weight_decay=cfg.weight_decay)
-        self.sched = cfg.scheduler(self.opt, total)
         self.aux = build_aux_losses(spec.aux)
         self.drop_p = 1.0 - math.prod(1.0 - loss.mask_p for loss in self.aux.values())
         self.rng = torch.Generator(device=dev).manual_seed(seed)
         self.idle = {name: torch.zeros(sae.m, dtype=torch.long, device=dev) for name, sae in self.model.saes.items()}
-        self.step, self.rows, self.window = 0, [], _Window(self.model)
+        self.step, self.rows, self.resumed = 0, [], None
         self.board = _board(self.out_dir) if tensorboard else None
         ckpt = self.out_dir / CHECKPOINT
         if ckpt.exists():
@@ -196,63 +200,110 @@ class _Run:
             log.warning("%s was made for a different %s; starting this run from scratch", path, ", ".join(differs))
             return
         self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
         self.rng.set_state(state["rng"].cpu())
-        self.idle = state["idle"]
-        self.step, self.rows = state["step"], state["log"]
-        self.window.load(state["window"])
+        self.idle, self.step, self.rows = state["idle"], state["step"], state["log"]
+        self.resumed = state
+
+    def stack_key(self, stack: bool) -> tuple:
+        """Members with equal keys train as one stack: one stackable architecture and shape, one step count, and
+        masked pre-activations for all or none (a mask takes the encoder's dense path)."""
+        spec = self.spec
+        shape = (spec.architecture, spec.latents, spec.arrangement, spec.unit_norm_decoder, sorted(spec.params.items()),
+                 self.drop_p > 0)
+        return (repr(shape) if stack and self.model.side("image").stackable else id(self), self.step)
+
+    def finish(self, config_extra: dict) -> PairedSAE:
+        if self.board is not None:
+            self.board.close()
+        self.model = self.model.cpu().eval()
+        self.model.save(self.out_dir, config_extra)
+        write_frame(self.out_dir / LOG, pd.DataFrame(self.rows))
+        return self.model
+
+
+class _Group:
+    """Members that take their steps together as one module: each component of the ``S`` members stacked into one
+    SAE (:func:`~vlsae.sae.base.stack_saes`), one AdamW over the stacks, one schedule. Member ``s`` computes what it
+    would alone (tested bit for bit): its own losses, gradient-norm clip, dead-latent clocks and log. A group of
+    one trains its member's own module."""
+
+    def __init__(self, members: list[_Member], cfg: TrainConfig, total: int):
+        self.members, self.cfg, self.total = members, cfg, total
+        self.model = members[0].model if len(members) == 1 else _stack_models([m.model for m in members])
+        self.opt = torch.optim.AdamW(_param_groups(self.model, cfg), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                     weight_decay=cfg.weight_decay)
+        self.sched = cfg.scheduler(self.opt, total)
+        if members[0].resumed is not None:
+            self.opt.load_state_dict(_stack_states([m.resumed["optimizer"] for m in members]))
+            self.sched.load_state_dict(members[0].resumed["scheduler"])
+        self.idle = {name: torch.stack([m.idle[name] for m in members]) for name in members[0].idle}
+        self.aux = _aux_plan(members)
+        self.window = _Window(self.model, [list(m.aux) for m in members])
+        if members[0].resumed is not None:
+            self.window.load([m.resumed["window"] for m in members])
+
+    @property
+    def step(self) -> int:
+        return self.members[0].step
+
+    def _keep(self, batch: int, m: int, device) -> torch.Tensor | None:
+        """The group-sparse option's shared masks, each member's from its own generator (all members of a group
+        have one or none: :meth:`_Member.stack_key`)."""
+        if self.members[0].drop_p == 0:
+            return None
+        keep = [(torch.rand((batch, m), generator=member.rng, device=device) >= member.drop_p).float()
+                for member in self.members]
+        return keep[0] if len(keep) == 1 else torch.stack(keep)
 
     def train_step(self, inputs: dict[str, torch.Tensor], epoch: int, autocast) -> None:
         model, cfg = self.model, self.cfg
-        keep = None
-        if self.drop_p > 0:
-            shape = (inputs["image"].shape[0], model.side("image").m)
-            keep = (torch.rand(shape, generator=self.rng, device=inputs["image"].device) >= self.drop_p).float()
+        keep = self._keep(inputs["image"].shape[0], model.side("image").m, inputs["image"].device)
         with autocast:
             outs = {s: model.side(s)(inputs[s], keep) for s in MODALITIES}
             terms = {f"rec_{s}": reconstruction_loss(inputs[s], outs[s][0].float(), cfg.reconstruction) for s in MODALITIES}
             for s in MODALITIES:
                 if outs[s][1].penalty is not None:
                     terms[f"sparsity_{s}"] = outs[s][1].penalty
-            for name, loss in self.aux.items():
-                terms[name] = loss.weight * loss(outs["image"][1], outs["text"][1])
-            if cfg.auxk_coeff > 0:
+            for name, loss, weights in self.aux:  # each member's own Python-float weight, as a lone run multiplies it
+                value = torch.stack([w * v for w, v in zip(weights, loss(outs["image"][1], outs["text"][1]).unbind())])
+                terms[name] = terms[name] + value if name in terms else value
+            if cfg.auxk_coeff > 0:  # groups of one (:func:`_groups`)
                 for s in MODALITIES:
-                    dead = self.idle[model.component_of(s)] >= cfg.dead_after
+                    dead = self.idle[model.component_of(s)][0] >= cfg.dead_after
                     if dead.any():
                         terms[f"auxk_{s}"] = cfg.auxk_coeff * auxk_loss(model.side(s), inputs[s], outs[s][0], dead,
                                                                         cfg.auxk_k)
+            terms = {name: value.reshape(-1) for name, value in terms.items()}
             loss = sum(terms.values())
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         for sae in model.components():
             if cfg.decoder_grad == "tangent":
                 sae.remove_parallel_grad_()
             if cfg.grad_clip is not None and cfg.grad_clip_scope == "sae":
-                torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
+                clip_grad_norm_per_member_(sae.parameters(), cfg.grad_clip, sae.stacked)
         if cfg.grad_clip is not None and cfg.grad_clip_scope == "model":
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            clip_grad_norm_per_member_(model.parameters(), cfg.grad_clip, model.side("image").stacked)
         self.opt.step()
         self.sched.step()
         codes = {s: outs[s][1] for s in MODALITIES}
         for name, sae in model.saes.items():
             sae.normalize_decoder_()
             sae.after_step_([codes[s] for s in MODALITIES if model.component_of(s) == name])
-        self.step += 1
+        for member in self.members:
+            member.step += 1
         self._tick_idle(codes, inputs["image"].shape[0])
         self.window.update(codes, loss, terms)
         if self.step % cfg.log_every == 0 or self.step == self.total:
-            self.rows.append({"step": self.step, "epoch": epoch, "lr": self.sched.get_last_lr()[0], **self.window.flush()})
-            if self.board is not None:
-                for key, value in self.rows[-1].items():
-                    if key != "step":
-                        self.board.add_scalar(key, value, self.step)
+            lr = self.sched.get_last_lr()[0]
+            for member, row in zip(self.members, self.window.flush()):
+                member.rows.append({"step": self.step, "epoch": epoch, "lr": lr, **row})
+                if member.board is not None:
+                    for key, value in member.rows[-1].items():
+                        if key != "step":
+                            member.board.add_scalar(key, value, self.step)
         if self.step % cfg.checkpoint_every == 0 and self.step < self.total:
-            with atomic_path(self.out_dir / CHECKPOINT) as tmp:
-                torch.save({"identity": self.identity, "model": model.state_dict(), "optimizer": self.opt.state_dict(),
-                            "idle": self.idle, "scheduler": self.sched.state_dict(), "rng": self.rng.get_state(),
-                            "step": self.step, "log": self.rows, "window": self.window.state()}, tmp)
+            self._checkpoint()
 
     @torch.no_grad()
     def _tick_idle(self, codes: dict[str, Code], batch: int) -> None:
@@ -261,13 +312,90 @@ class _Run:
         for s in MODALITIES:
             self.idle[self.model.component_of(s)][codes[s].fired()] = 0
 
-    def finish(self, extra: dict) -> PairedSAE:
-        if self.board is not None:
-            self.board.close()
-        self.model = self.model.cpu().eval()
-        self.model.save(self.out_dir, {"training": asdict(self.cfg), **extra})
-        write_frame(self.out_dir / LOG, pd.DataFrame(self.rows))
-        return self.model
+    def _checkpoint(self) -> None:
+        """One checkpoint per member, in its own folder and the format of a lone run."""
+        members = self.members
+        weights = _split_state(self.model.state_dict(), len(members), self.model.side("image").stacked)
+        optimizer = _split_states(self.opt.state_dict(), len(members), self.model.side("image").stacked)
+        for s, member in enumerate(members):
+            with atomic_path(member.out_dir / CHECKPOINT) as tmp:
+                torch.save({"identity": member.identity, "model": weights[s], "optimizer": optimizer[s],
+                            "idle": {name: idle[s] for name, idle in self.idle.items()},
+                            "scheduler": self.sched.state_dict(), "rng": member.rng.get_state(), "step": member.step,
+                            "log": member.rows, "window": self.window.state(s)}, tmp)
+
+    def finish(self, extra: dict) -> list[PairedSAE]:
+        if len(self.members) > 1:
+            for name, stack in self.model.saes.items():
+                unstack_into(stack, [m.model.saes[name] for m in self.members])
+        return [member.finish({"training": asdict(self.cfg), **extra}) for member in self.members]
+
+
+def _stack_models(models: list[PairedSAE]) -> PairedSAE:
+    """A module of the members' components stacked (:func:`~vlsae.sae.base.stack_saes`), arranged like member 0."""
+    stacked = copy.copy(models[0])
+    stacked._modules = {"saes": nn.ModuleDict({name: stack_saes([m.saes[name] for m in models]) for name in models[0].saes})}
+    return stacked
+
+
+def _split_state(state: dict, members: int, stacked: bool) -> list[dict]:
+    """Each member's slice of a stacked state (tensors with the member axis first; others shared)."""
+    if not stacked:
+        return [state]
+    return [{k: v[s].clone() if torch.is_tensor(v) and v.dim() > 0 else v for k, v in state.items()} for s in range(members)]
+
+
+def _split_states(optimizer: dict, members: int, stacked: bool) -> list[dict]:
+    """Each member's optimiser state of an optimiser over stacked parameters (``step`` is shared)."""
+    if not stacked:
+        return [optimizer]
+    return [{"state": {i: _split_state(v, members, True)[s] for i, v in optimizer["state"].items()},
+             "param_groups": optimizer["param_groups"]} for s in range(members)]
+
+
+def _stack_states(optimizers: list[dict]) -> dict:
+    """The optimiser state over stacked parameters from the members' own (inverse of :func:`_split_states`)."""
+    if len(optimizers) == 1:
+        return optimizers[0]
+    first = optimizers[0]
+    state = {i: {k: torch.stack([o["state"][i][k] for o in optimizers]) if torch.is_tensor(v) and v.dim() > 0 else v
+                 for k, v in entry.items()} for i, entry in first["state"].items()}
+    return {"state": state, "param_groups": first["param_groups"]}
+
+
+def _aux_plan(members: list[_Member]) -> list[tuple[str, object, list[float]]]:
+    """``(name, loss, weights)`` per distinct auxiliary loss of the members (options equal but the weight), with each
+    member's weight (0 where it has another or none)."""
+    plan: dict[tuple, list] = {}
+    for s, member in enumerate(members):
+        for name, loss in member.aux.items():
+            plan.setdefault((name, replace(loss, weight=1.0)), [0.0] * len(members))[s] = loss.weight
+    return [(name, loss, weights) for (name, loss), weights in plan.items()]
+
+
+def clip_grad_norm_per_member_(params, max_norm: float, stacked: bool) -> None:
+    """``torch.nn.utils.clip_grad_norm_`` of each member's own gradient: for stacked parameters, one norm per member
+    over its slices (``coef = max_norm / (norm + 1e-6)``, at most 1), computed as PyTorch computes it."""
+    params = list(params)
+    if not stacked:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    members = grads[0].shape[0]
+    norms = torch.stack([torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g[s]) for g in grads]))
+                         for s in range(members)])  # per member, PyTorch's own reductions over the same tensors
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.view(members, *[1] * (g.dim() - 1)))
+
+
+def _groups(members: list[_Member], cfg: TrainConfig, total: int, stack: bool) -> list[_Group]:
+    """Members that share architecture, shape and step train as one stack (``stack``; AuxK, whose dead latents
+    differ per member, trains each alone)."""
+    buckets: dict[tuple, list[_Member]] = {}
+    for member in members:
+        buckets.setdefault(member.stack_key(stack and cfg.auxk_coeff == 0), []).append(member)
+    return [_Group(group, cfg, total) for group in buckets.values()]
 
 
 def _board(out_dir: Path):
@@ -299,47 +427,51 @@ def train_paired_saes(
     device: str | None = None,
     progress: bool = True,
     tensorboard: bool = False,
+    stack: bool = True,
 ) -> list[PairedSAE]:
     """Train every ``(spec, out_dir)`` of ``runs`` on ``store`` in one pass over the data.
 
-    Each run writes ``model.safetensors``, ``config.json`` and ``log.csv`` to its folder and resumes
-    from its own ``checkpoint.pt`` when present; with ``tensorboard``, every ``log.csv`` row also goes to
+    Runs of one architecture and shape train as one stacked module (``stack``; each run's weights are those it
+    would reach alone). Each run writes ``model.safetensors``, ``config.json`` and ``log.csv`` to its folder and
+    resumes from its own ``checkpoint.pt`` when present; with ``tensorboard``, every ``log.csv`` row also goes to
     TensorBoard event files in ``out_dir/tensorboard`` (a resumed run appends the steps after its checkpoint
-    again). Returns the trained models (on CPU, eval mode).
+    again). Returns the trained models (on CPU, eval mode), in the order of ``runs``.
     """
     dev = resolve_device(device)
-    steps_per_epoch = store.n_batches(cfg.batch_size, drop_last=True)
+    steps_per_epoch = store.n_batches(cfg.batch_size, drop_last=cfg.drop_last)
     if steps_per_epoch == 0:
         raise ValueError(f"{store.root} has {store.n_pairs} pairs, fewer than batch_size={cfg.batch_size}")
     total = cfg.total_steps(steps_per_epoch)
     store_id = file_digest(store.root / MANIFEST)
-    trainees = [_Run(spec, out_dir, store.dim, cfg, seed, total, dev, store_id, tensorboard) for spec, out_dir in runs]
-    start = min(t.step for t in trainees)
+    members = [_Member(spec, out_dir, store.dim, cfg, seed, dev, store_id, tensorboard) for spec, out_dir in runs]
+    groups = _groups(members, cfg, total, stack)
+    start = min(m.step for m in members)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
-    names = ", ".join(t.spec.slug for t in trainees)
+    names = ", ".join(m.spec.slug for m in members)
     bar = tqdm(total=total, initial=start, desc=f"train {names}", unit="step", file=sys.stderr,
                disable=not progress, mininterval=2.0)
     for epoch in range(start // steps_per_epoch, math.ceil(total / steps_per_epoch)):
-        batches = store.iter_batches(cfg.batch_size, shuffle=True, seed=seed * 1_000_003 + epoch, drop_last=True)
+        batches = store.iter_batches(cfg.batch_size, shuffle=True, seed=seed * 1_000_003 + epoch, drop_last=cfg.drop_last)
         for i, batch in enumerate(batches):
             step = epoch * steps_per_epoch + i
             if step >= total:
                 break
-            behind = [t for t in trainees if t.step == step]
+            behind = [g for g in groups if g.step == step]
             if not behind:
                 continue
             inputs = {"image": torch.from_numpy(batch.image).to(dev), "text": torch.from_numpy(batch.text).to(dev)}
-            for t in behind:
-                t.train_step(inputs, epoch, autocast)
+            for group in behind:
+                group.train_step(inputs, epoch, autocast)
             bar.update(1)
-            if progress and step % cfg.log_every == 0 and trainees[0].rows:
-                bar.set_postfix(loss=f"{trainees[0].rows[-1]['loss']:.4g}", l0=f"{trainees[0].rows[-1]['l0_image']:.1f}")
+            if progress and step % cfg.log_every == 0 and members[0].rows:
+                bar.set_postfix(loss=f"{members[0].rows[-1]['loss']:.4g}", l0=f"{members[0].rows[-1]['l0_image']:.1f}")
     bar.close()
     extra = {"seed": seed, "data": str(store.root)}
-    models = [t.finish(extra) for t in trainees]
-    for t in trainees:
-        (t.out_dir / CHECKPOINT).unlink(missing_ok=True)
-    return models
+    for group in groups:
+        group.finish(extra)
+    for member in members:
+        (member.out_dir / CHECKPOINT).unlink(missing_ok=True)
+    return [member.model for member in members]
 
 
 def train_paired_sae(spec: SAESpec, store: EmbeddingStore, cfg: TrainConfig, out_dir: str | Path, seed: int = 0,
@@ -349,35 +481,55 @@ def train_paired_sae(spec: SAESpec, store: EmbeddingStore, cfg: TrainConfig, out
 
 
 class _Window:
-    """Running means of the loss terms and L0, and the dead fraction, over one log interval."""
+    """Running means of each member's loss terms and L0, and its dead fraction, over one log interval (sums in
+    float64, as Python floats would add them)."""
 
-    def __init__(self, model: PairedSAE):
-        self.model = model
+    def __init__(self, model: PairedSAE, aux_names: list[list[str]]):
+        self.model, self.aux_names = model, aux_names
         self.reset()
 
     def reset(self) -> None:
         self.n, self.sums = 0, {}
         self.fired = {name: None for name in self.model.saes}
 
-    def state(self) -> dict:
-        """The open interval, for a checkpoint: a resumed run logs the same rows as an uninterrupted one."""
-        return {"n": self.n, "sums": dict(self.sums), "fired": dict(self.fired)}
+    def state(self, s: int) -> dict:
+        """Member ``s``'s open interval, for its checkpoint: a resumed run logs the same rows as an uninterrupted one."""
+        return {"n": self.n, "sums": {k: float(v[s]) for k, v in self.sums.items() if self._logs(s, k)},
+                "fired": {name: None if hit is None else hit[s] for name, hit in self.fired.items()}}
 
-    def load(self, state: dict) -> None:
-        self.n, self.sums, self.fired = state["n"], dict(state["sums"]), dict(state["fired"])
+    def load(self, states: list[dict]) -> None:
+        """The members' intervals, stacked (terms a member does not log count 0)."""
+        self.n = states[0]["n"]
+        keys = [k for state in states for k in state["sums"]]
+        self.sums = {k: torch.tensor([state["sums"].get(k, 0.0) for state in states], dtype=torch.float64)
+                     for k in dict.fromkeys(keys)}
+        self.fired = {name: None if states[0]["fired"][name] is None else torch.stack([st["fired"][name] for st in states])
+                      for name in self.fired}
+
+    def _logs(self, s: int, key: str) -> bool:
+        """Whether member ``s`` has the term ``key`` (an auxiliary loss that only some members of the group train with)."""
+        return key not in {name for names in self.aux_names for name in names} or key in self.aux_names[s]
 
     def update(self, codes: dict[str, Code], loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
         self.n += 1
         vals = {"loss": loss, **terms, **{f"l0_{s}": c.l0() for s, c in codes.items()}}
         for k, v in vals.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v.detach())
+            v = v.detach().to("cpu", torch.float64)
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
         for s, c in codes.items():
             name = self.model.component_of(s)
             hit = c.fired()
             self.fired[name] = hit if self.fired[name] is None else self.fired[name] | hit
 
-    def flush(self) -> dict:
-        out = {k: v / self.n for k, v in self.sums.items()}
-        out.update({f"dead_{name}": 1.0 - float(h.float().mean()) for name, h in self.fired.items()})
+    def flush(self) -> list[dict]:
+        """One row per member, its terms in the order a lone run logs them."""
+        rows = []
+        aux = {name for names in self.aux_names for name in names}
+        head = [k for k in self.sums if k not in aux and not k.startswith(("auxk_", "l0_"))]
+        tail = [k for k in self.sums if k.startswith(("auxk_", "l0_"))]
+        for s, names in enumerate(self.aux_names):
+            row = {k: float(self.sums[k][s]) / self.n for k in head + names + tail}
+            row.update({f"dead_{name}": 1.0 - float(hit[s].float().mean()) for name, hit in self.fired.items()})
+            rows.append(row)
         self.reset()
-        return out
+        return rows
