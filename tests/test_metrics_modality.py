@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from vlsae.metrics import modality
+
 from vlsae.metrics.modality import (bimodal_mask, energy, fda, functional_alignment, modality_score, probe_accuracy,
                                     probing_score, transport_plan)
 
@@ -85,3 +87,18 @@ def test_stump_probe_and_p_acc():
     assert acc == pytest.approx([1.0, 0.5, 1.0])
     # s = (1, 1 - 2 (0.5 - 0.5), 1 - 2 (0.75 - 0.5)) weighted by E = (1, 1, 2)
     assert probing_score(np.array([1.0, 0.5, 0.75]), np.array([False, True, True]), np.array([1.0, 1, 2])) == 0.75
+
+
+def test_degenerate_latents_and_their_energy_share():
+    """Four latents over 3 images and 3 texts: latent 0 fires on all 6 samples (degenerate), latent 1 on 5, latent 2 on
+    the images only, latent 3 never. Energies by hand, (E_img + E_txt) / 2: (4 + 4) / 2, (2/3 + 1) / 2, (9 + 0) / 2, 0;
+    the degenerate share is 4 / (4 + 5/6 + 4.5)."""
+    z_img = np.array([[2.0, 1, 3, 0], [2, 1, 3, 0], [2, 0, 3, 0]])
+    z_txt = np.array([[2.0, 1, 0, 0], [2, 1, 0, 0], [2, 1, 0, 0]])
+    fired = (z_img != 0).sum(0) + (z_txt != 0).sum(0)
+    mask = modality.degenerate_mask(fired, samples=6)
+    assert mask.tolist() == [True, False, False, False]
+    total = (modality.energy(z_img) + modality.energy(z_txt)) / 2
+    np.testing.assert_allclose(total, [4.0, (2 / 3 + 1) / 2, 4.5, 0.0])
+    assert modality.energy_share(total, mask) == pytest.approx(4.0 / (4.0 + 5 / 6 + 4.5))
+    assert modality.energy_share(np.zeros(3), np.ones(3, bool)) == 0.0

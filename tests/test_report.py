@@ -158,3 +158,36 @@ def test_fig6_notes_state_the_objective_data_and_metric_definitions():
                             "matching": "signed"})
     assert "HET eq. 4" in paper[0] and "no gradient clip" in paper[0] and "without the top-1 mask" in paper[0]
     assert "HET eq. 1" in paper[1] and "E.3 ii" in paper[2] and "tr(C P)" in paper[2]
+
+
+def test_beta_sweep_orders_by_beta_averages_sides_and_draws(tmp_path):
+    """ISO Figs. 7-8: one row per SAE in order of beta; MSE averaged over the two sides within a seed, then mean ± std
+    over seeds; the energy shares as measured; the figure is written."""
+    from vlsae.report.real import beta_sweep_table, plot_beta_sweep
+
+    keys = {"model": "m", "dataset": "d", "eval_dataset": "e", "method": ""}
+    rows = []
+    for sae, beta in (("strong", 1e-2), ("none", 0.0), ("weak", 1e-5)):
+        for seed in (0, 1):
+            rows += [{**keys, "sae": sae, "beta": beta, "seed": seed, "component": side, "metric": "mse",
+                      "value": beta * 100 + seed + (side == "text")} for side in ("image", "text")]
+            rows.append({**keys, "sae": sae, "beta": beta, "seed": seed, "component": "all",
+                         "metric": "degenerate_energy_share", "value": 0.5 if beta > 1e-3 else 0.0})
+            rows.append({**keys, "sae": sae, "beta": beta, "seed": seed, "component": "all", "metric": "p_acc", "value": 1.0})
+    table = beta_sweep_table(pd.DataFrame(rows))
+    assert table["sae"].tolist() == ["none", "weak", "strong"] and "p_acc" not in table
+    assert table["mse"].tolist() == pytest.approx([1.0, 1.001, 2.0])      # (seed + side) averaged: 0.5, 1.5 -> 1.0
+    assert table["mse_std"].tolist() == pytest.approx([2 ** 0.5 / 2] * 3)
+    assert table["degenerate_energy_share"].tolist() == [0.0, 0.0, 0.5]
+    plot_beta_sweep(table, str(tmp_path / "f.pdf"), str(tmp_path / "f.png"))
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_report_commands_keep_only_the_named_saes(tmp_path):
+    from vlsae.cli.report import _of_saes
+
+    tidy = pd.DataFrame({"sae": ["a", "b", "c"], "value": [1, 2, 3]})
+    assert _of_saes(tidy, ["c", "a"])["value"].tolist() == [1, 3]
+    assert len(_of_saes(tidy, [])) == 3
+    with pytest.raises(ValueError, match=r"--sae \['z'\]: no rows"):
+        _of_saes(tidy, ["a", "z"])

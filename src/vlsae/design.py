@@ -169,6 +169,9 @@ class Design:
                 raise ConfigError(f"real_saes.zoo[{name}].align", "a modality-specific pair needs its alignment "
                                   "(post-hoc rows, Fig. 2)")
         shared = [n for n, s in self.zoo.items() if s.arrangement == "shared"]
+        not_shared = sorted(set(self.real["beta_sweep"]) - set(shared))
+        if not_shared:
+            raise ConfigError("real_saes.beta_sweep", f"{not_shared} are not shared SAEs of real_saes.zoo (shared: {shared})")
         if self.bimodal_sae is not None and self.bimodal_sae not in shared:
             raise ConfigError("real_saes.bimodal_sae", f"{self.bimodal_sae!r} is not a shared SAE of real_saes.zoo "
                               f"(shared: {shared})")

@@ -232,7 +232,17 @@ REAL_FIGURES = [e["stem"] for e in ARTIFACTS if "report" in e and e["kind"] == "
 
 
 def real_report_inputs(stem):
-    return REAL_INPUTS[REAL_REPORTS[stem]["inputs"]]()
+    """The metric files of one real-data artifact; none where it names SAEs (``saes``: a real_saes key) and the
+    config lists none."""
+    entry = REAL_REPORTS[stem]
+    return REAL_INPUTS[entry["inputs"]]() if not entry.get("saes") or REAL[entry["saes"]] else []
+
+
+def real_report_saes(wildcards):
+    """``--sae NAME`` for each SAE the artifact is restricted to (``saes``: the real_saes key that lists them)."""
+    stem = wildcards.get("real_table") or wildcards.get("real_figure")
+    key = REAL_REPORTS[stem].get("saes")
+    return shell_args(*(t for name in (REAL[key] if key else []) for t in ("--sae", name)))
 
 
 def real_fig11_stores():

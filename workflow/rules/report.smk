@@ -143,8 +143,10 @@ rule report_real_table:
         runtime=10,
     params:
         kind=lambda wildcards: REAL_REPORTS[wildcards.real_table]["kind"],
+        saes=real_report_saes,
     shell:
-        "vlsae report-table {input:q} --kind {params.kind:q} --table {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
+        "vlsae report-table {input:q} --kind {params.kind:q} {params.saes} --table {output.table:q}"
+        " --markdown {output.markdown:q} > {log:q} 2>&1"
 
 
 rule report_real_figure:
@@ -169,9 +171,10 @@ rule report_real_figure:
         runtime=10,
     params:
         kind=lambda wildcards: REAL_REPORTS[wildcards.real_figure]["kind"],
+        saes=real_report_saes,
     shell:
-        "vlsae report-figure {input:q} --kind {params.kind:q} --table {output.table:q} --markdown {output.markdown:q}"
-        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
+        "vlsae report-figure {input:q} --kind {params.kind:q} {params.saes} --table {output.table:q}"
+        " --markdown {output.markdown:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
 rule report_iso_fig11:

@@ -71,20 +71,34 @@ def report_cosines(a) -> None:
     plot_cosines(cosines, panel_titles(stores), a.pdf, a.png)
 
 
+SAE_FILTER = arg("--sae", action="append", default=[], help="only these SAEs (zoo names; repeatable; default: every one)")
+
+
+def _of_saes(tidy, names: list[str]):
+    """The rows of the SAEs ``names`` (all rows when none is named); a name without rows is an error."""
+    if not names:
+        return tidy
+    missing = sorted(set(names) - set(tidy["sae"]))
+    if missing:
+        raise ValueError(f"--sae {missing}: no rows in the metrics (SAEs there: {sorted(set(tidy['sae']))})")
+    return tidy[tidy["sae"].isin(names)]
+
+
 @command("report-table", "a real-data table (ISO Tables 3, 6, 7-8, 9-12, HET Table 1) from tidy metrics", METRICS_IN,
-         arg("--kind", required=True, choices=sorted(TABLES)), *TABLE_OUTPUTS)
+         arg("--kind", required=True, choices=sorted(TABLES)), SAE_FILTER, *TABLE_OUTPUTS)
 def report_table(a) -> None:
     from ..report.real import write_kind
 
-    write_kind(a.kind, read_tidy(a.metrics), a.table, a.markdown)
+    write_kind(a.kind, _of_saes(read_tidy(a.metrics), a.sae), a.table, a.markdown)
 
 
-@command("report-figure", "a real-data figure: HET Fig. 7 (eval-steering) or Fig. 8 (eval-monosemanticity) from "
-         "tidy metrics", METRICS_IN, arg("--kind", required=True, choices=FIGURES), *REPORT_OUTPUTS)
+@command("report-figure", "a real-data figure: HET Fig. 7 (eval-steering), Fig. 8 (eval-monosemanticity) or ISO "
+         "Figs. 7-8 (eval-saes of the beta sweep) from tidy metrics", METRICS_IN,
+         arg("--kind", required=True, choices=FIGURES), SAE_FILTER, *REPORT_OUTPUTS)
 def report_figure(a) -> None:
     from ..report.real import write_figure
 
-    write_figure(a.kind, read_tidy(a.metrics), a.table, a.markdown, a.pdf, a.png)
+    write_figure(a.kind, _of_saes(read_tidy(a.metrics), a.sae), a.table, a.markdown, a.pdf, a.png)
 
 
 @command("report-het-fig2", "HET Fig. 2 from aligned modality-specific pairs",

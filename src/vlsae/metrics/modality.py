@@ -5,6 +5,8 @@ samples are ``N x K``, ``D`` is the ``K x d`` dictionary (unit rows).
 
 * energy ``E^(d) = E[psi^(d)(X)^2]`` per latent (eq. 5), ``E = mean_d E^(d)``;
 * modality score ``mu_i = E_img,i / (E_img,i + E_txt,i)``; bimodal mask ``delta_i = mu_i in [tau, 1 - tau]``;
+* degenerate latents (App. B, Fig. 8): constant features that fire on every image and every text,
+  frequency 1; their share of the energy ``sum_{f_i = 1} E_i / sum_i E_i``;
 * probing accuracy ``p_acc = sum_i E_i s_i / sum_i E_i`` (each atom a sign probe on the centred
   embeddings, App. E.3);
 * bridge ``B_W = W ⊙ (D D^T)``; ``rho`` from ``B_Sigma`` with the paired cross-moment (eq. 6); bridge
@@ -39,6 +41,19 @@ def bimodal_mask(mu: np.ndarray, tau: float = 0.05) -> np.ndarray:
     """``delta_i = tau <= mu_i <= 1 - tau`` (dead latents are not bimodal)."""
     with np.errstate(invalid="ignore"):
         return (mu >= tau) & (mu <= 1 - tau)
+
+
+def degenerate_mask(fired: np.ndarray, samples: int) -> np.ndarray:
+    """``f_i = 1``: latents non-zero on all ``samples`` (``fired``: per latent, the samples, images and texts
+    together, on which it is non-zero). ISO App. B calls them the degenerate solutions of a strong alignment
+    loss: a constant code has cosine 1 across modalities."""
+    return np.asarray(fired) >= samples
+
+
+def energy_share(total_energy: np.ndarray, mask: np.ndarray) -> float:
+    """``sum_{i in mask} E_i / sum_i E_i`` (0 for a dictionary without energy)."""
+    total = float(np.sum(total_energy))
+    return float(np.sum(total_energy[mask]) / total) if total > 0 else 0.0
 
 
 @torch.no_grad()

@@ -217,6 +217,7 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
     # structure metrics built on them need a few digits only
     paired = CoactivationStats.empty(model.side("image").m, model.side("text").m, dtype=np.float32)
     grams = {c: np.zeros((model.side(s).m,) * 2, dtype=np.float32) for s, c in components.items()}
+    fired = {side: np.zeros(model.side(side).m, dtype=np.int64) for side in MODALITIES}  # samples each latent fires on
     for batch in tqdm(store.iter_batches(opts.batch_size), total=store.n_batches(opts.batch_size),
                       desc="sae metrics", disable=not progress, mininterval=2.0):
         codes = {}
@@ -224,6 +225,7 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
             x = getattr(batch, side)
             x_hat, codes[side] = run(side, x)
             recon[side].update(x, x_hat, codes[side])
+            fired[side] += (codes[side] != 0).sum(0)
             accumulate_cross(grams[components[side]], codes[side], codes[side])
         paired.update(codes["image"], codes["text"])
     energy = {"image": paired.sumsq_image / paired.n, "text": paired.sumsq_text / paired.n}
@@ -249,7 +251,8 @@ def evaluate_sae(model: PairedSAE, data: EvalSet, alignment: Alignment | None, o
             add(metric, value, component=component)
     if shared:
         paired.cross /= paired.n       # Sigma, in place; _modality_rows releases it before FDA's transport plan
-        for metric, value in _modality_rows(run, data, energy, paired, opts).items():
+        degenerate = modality.degenerate_mask(fired["image"] + fired["text"], 2 * paired.n)
+        for metric, value in _modality_rows(run, data, energy, paired, opts, degenerate).items():
             add(metric, value)
         if alignment is not None:
             add("self_match_rate", heterogeneity.self_match_rate(alignment.perm, alignment.matched))
@@ -265,7 +268,8 @@ def evaluate_zoo(runs, data: EvalSet, opts: EvalOptions) -> list[dict]:
     rows, dictionaries = [], {}  # name -> (spec, signed codes, per seed: one dictionary per component)
     for name, seed, run, alignment in runs:
         model = run.model
-        rows += [{"sae": name, "seed": seed, "spec": model.spec.slug, **row}
+        beta = model.spec.aux.get("iso_energy", {}).get("weight", 0.0)  # ISO App. B's beta (0 without the loss)
+        rows += [{"sae": name, "seed": seed, "spec": model.spec.slug, "beta": beta, **row}
                  for row in evaluate_sae(model, data, alignment, opts, run.device)]
         components = model.components()
         dictionaries.setdefault(name, (model.spec, components[0].signed_codes, []))[2].append(
@@ -287,8 +291,10 @@ def alignment_methods(model: PairedSAE, alignment: Alignment | None) -> dict[str
     return methods
 
 
-def _modality_rows(run: SAERun, data: EvalSet, energy: dict, paired: CoactivationStats, opts: EvalOptions) -> dict:
-    """ISO E.2.2 on one dictionary: share of bimodal latents and of their energy, p_acc, rho, FDA, delta_r@1.
+def _modality_rows(run: SAERun, data: EvalSet, energy: dict, paired: CoactivationStats, opts: EvalOptions,
+                   degenerate: np.ndarray) -> dict:
+    """ISO E.2.2 on one dictionary: share of bimodal latents and of their energy, p_acc, rho, FDA, delta_r@1, and
+    the share of degenerate latents (``degenerate``: fire on every sample, App. B) and of their energy.
     ``paired.cross`` holds ``Sigma``; it is released once rho is computed (the transport plan needs the room)."""
     atoms = normalised(run.atoms("image"))
     total = (energy["image"] + energy["text"]) / 2
@@ -307,7 +313,9 @@ def _modality_rows(run: SAERun, data: EvalSet, energy: dict, paired: Coactivatio
         full += encoder.recall_at_k(unit[0], unit[1], 1, opts.recall_batch) * len(batch)
         bimodal_only += encoder.recall_at_k(unit[2], unit[3], 1, opts.recall_batch) * len(batch)
     return {"live_latents": live.sum(), "bimodal_share": bimodal[live].mean() if live.any() else 0.0,
-            "bimodal_energy_share": (bimodal * total).sum() / total.sum(),
+            "bimodal_energy_share": modality.energy_share(total, bimodal),
+            "degenerate_share": degenerate[live].mean() if live.any() else 0.0,
+            "degenerate_energy_share": modality.energy_share(total, degenerate),
             "p_acc": modality.probing_score(accuracy[live], bimodal[live], total[live]),
             "rho": rho,
             "fda": modality.fda(plan, atoms, bimodal, total, opts.fda_denominator),

@@ -30,7 +30,8 @@ TABLE3_ROWS = {
     "Consistency": ["c_insertion", "c_deletion", "stability"],
     "Structure in D": ["stable_rank_d", "effective_rank_d", "stable_rank_dw", "effective_rank_dw", "coherence"],
     "Structure in Z": ["stable_rank_z", "effective_rank_z", "connectivity", "negative_interference"],
-    "Modality": ["rho", "delta_r@1", "fda", "p_acc", "bimodal_share", "bimodal_energy_share"],
+    "Modality": ["rho", "delta_r@1", "fda", "p_acc", "bimodal_share", "bimodal_energy_share", "degenerate_share",
+                 "degenerate_energy_share"],
 }
 TABLE1_COLUMNS = ["i2t_r@1", "i2t_r@5", "i2t_r@10", "t2i_r@1", "t2i_r@5", "t2i_r@10", "zero_shot@1", "zero_shot@5",
                   "mse", "self_match_rate"]
@@ -287,9 +288,62 @@ def write_kind(kind: str, tidy: pd.DataFrame, csv_path: str, md_path: str) -> No
     write_table(function(tidy), csv_path, md_path, heading)
 
 
+BETA_SWEEP_METRICS = {"mse": "MSE", "r2": "R^2", "bimodal_energy_share": "energy in bimodal latents",
+                      "degenerate_energy_share": "energy in degenerate latents (f = 1)"}
+
+
+def beta_sweep_table(tidy: pd.DataFrame) -> pd.DataFrame:
+    """ISO Figs. 7-8's numbers: per (model, training set, evaluation set) and SAE, in order of its Iso-Energy weight
+    beta, the reconstruction (MSE, R^2, averaged over the two modalities) and the energy shares of bimodal and of
+    degenerate latents, mean ± std over seeds."""
+    keys = ["model", "dataset", "eval_dataset", "sae", "beta"]
+    rows = tidy[tidy["metric"].isin(list(BETA_SWEEP_METRICS)) & (tidy["method"].fillna("") == "")]
+    wide = _wide(_seed_stats(rows, keys), keys, "metric").sort_values(["model", "dataset", "eval_dataset", "beta"])
+    return wide[keys + _columns(wide, BETA_SWEEP_METRICS)].reset_index(drop=True)
+
+
+def plot_beta_sweep(table: pd.DataFrame, pdf_path: str, png_path: str) -> None:
+    """ISO Fig. 7 (MSE and R^2 against beta) and Fig. 8 (energy share of bimodal and of degenerate latents against
+    beta), one row of panels per (model, evaluation set); beta 0 (no alignment loss) is drawn at a tenth of the
+    smallest positive beta and marked."""
+    panels = list(table.groupby(["model", "eval_dataset"], sort=False))
+    fig, axes = plt.subplots(len(panels), 2, figsize=(12, 3.4 * len(panels)), constrained_layout=True, squeeze=False)
+    positive = table.loc[table["beta"] > 0, "beta"]
+    zero_at = positive.min() / 10 if len(positive) else 1e-7
+    for (ax_rec, ax_energy), ((model, eval_dataset), rows) in zip(axes, panels):
+        beta = rows["beta"].where(rows["beta"] > 0, zero_at)
+        for ax, metrics in ((ax_rec, ("mse",)), (ax_energy, ("bimodal_energy_share", "degenerate_energy_share"))):
+            for metric in metrics:
+                if metric in rows:
+                    ax.errorbar(beta, rows[metric], yerr=rows[f"{metric}_std"].fillna(0), marker="o", capsize=3,
+                                label=BETA_SWEEP_METRICS[metric])
+            ax.set_xscale("log")
+            ax.set_xlabel("beta (alignment weight)" + (f"; beta 0 drawn at {zero_at:g}" if (rows["beta"] == 0).any() else ""))
+            ax.grid(alpha=0.3)
+        if "r2" in rows:
+            twin = ax_rec.twinx()
+            twin.errorbar(beta, rows["r2"], yerr=rows["r2_std"].fillna(0), marker="s", color="tab:red", capsize=3, label="R^2")
+            twin.set_ylabel("R^2", color="tab:red")
+        ax_rec.set_ylabel("MSE")
+        ax_rec.set_title(f"Fig. 7: reconstruction ({model}, {eval_dataset})", fontsize=10)
+        ax_energy.set_ylabel("share of the energy")
+        ax_energy.set_ylim(-0.02, 1.02)
+        ax_energy.set_title(f"Fig. 8: energy shares ({model}, {eval_dataset})", fontsize=10)
+        ax_energy.legend(fontsize=8)
+    save_figure(fig, pdf_path, png_path)
+
+
 def write_figure(kind: str, tidy: pd.DataFrame, csv_path: str, md_path: str, pdf_path: str, png_path: str) -> None:
-    """HET Fig. 7 (``het_fig7``, from eval-steering rows) or Fig. 8 (``het_fig8``, eval-monosemanticity)."""
-    if kind == "het_fig7":
+    """HET Fig. 7 (``het_fig7``, from eval-steering rows), Fig. 8 (``het_fig8``, eval-monosemanticity) or ISO Figs.
+    7-8 (``iso_figs7_8``, eval-saes rows of the beta sweep)."""
+    if kind == "iso_figs7_8":
+        table = beta_sweep_table(tidy)
+        write_table(table, csv_path, md_path, "ISO Figs. 7-8: reconstruction and energy in bimodal and degenerate "
+                    "latents against the alignment weight beta (mean ± std over seeds)",
+                    "Degenerate latents fire on every image and every text of the evaluation set (frequency 1; ISO "
+                    "App. B); beta 0 is the SAE without the alignment loss.")
+        plot_beta_sweep(table, pdf_path, png_path)
+    elif kind == "het_fig7":
         table = steering_table(tidy)
         write_table(table, csv_path, md_path, "HET Fig. 7: concept steering against its strength alpha "
                     "(mean over concepts, then mean ± std over seeds)")
@@ -300,7 +354,7 @@ def write_figure(kind: str, tidy: pd.DataFrame, csv_path: str, md_path: str, pdf
                     "HET Fig. 8: monosemanticity scores (latents: ranks scored in every seed; sorted, mean over seeds)")
         plot_monosemanticity(curves, pdf_path, png_path)
     else:
-        raise ValueError(f"unknown figure kind {kind!r}; choose het_fig7 or het_fig8")
+        raise ValueError(f"unknown figure kind {kind!r}; choose one of {FIGURES}")
 
 
-FIGURES = ("het_fig7", "het_fig8")
+FIGURES = ("het_fig7", "het_fig8", "iso_figs7_8")
