@@ -30,7 +30,9 @@ ZOO = [{"name": "s", "sae": {"architecture": "topk", "latents": 64, "params": {"
        {"name": "a", "sae": {"architecture": "mp", "expansion": 2, "params": {"k": 4}}, "models": ["toy-clip"],
         "protocol": "slow", "align": False}]
 REAL = {"embeddings": {"models": ["toy-clip", "toy-siglip"], "datasets": ["toy-coco"]},
-        "real_saes": {"train_on": ["toy-coco"], "evaluate_on": ["toy-coco"], "zoo": ZOO, "bimodal_sae": "a", "beta_sweep": [],
+        "real_saes": {"train_on": ["toy-coco"], "evaluate_on": ["toy-coco"], "zoo": ZOO, "bimodal_sae": "a",
+                      "selections": {**{k: {"saes": ["a"]} for k in ("beta_sweep", "iso_main")},
+                                     **{f"het_table{i}": {"saes": ["s", "p"], "models": ["toy-clip"]} for i in range(1, 5)}},
                       "protocols": {"slow": {"epochs": 3}}}}
 
 
@@ -90,7 +92,7 @@ def test_browser_stores_and_gallery_sources():
 def test_paper_design():
     d = _design(base="config/paper.yaml")
     assert len(d.zoo) == 45 and d.real_embeddings() and d.bimodal_sae == "sae-a-x8"
-    betas = sorted(d.zoo[n].aux.get("iso_energy", {}).get("weight", 0.0) for n in d.real["beta_sweep"])
+    betas = sorted(d.zoo[n].aux.get("iso_energy", {}).get("weight", 0.0) for n in d.real["selections"]["beta_sweep"]["saes"])
     assert betas == pytest.approx([0, 1e-6, 3.2e-6, 1e-5, 3.2e-5, 1e-4, 3.2e-4, 1e-3, 3.2e-3, 1e-2])  # ISO App. B, half-decades
     assert d.members("clip-b32", "coco-train") == ["het-fig2"] and d.protocols["iso"]["schedule"] == "onecycle"
     assert d.eval_sets("triplets") == ["fashioniq-val"] and d.eval_sets("captions") == ["laion-1m", "coco-karpathy-test", "cc3m-val"]
@@ -105,7 +107,11 @@ def test_paper_design():
     ({"real_saes": {"zoo": [{**ZOO[0], "protocol": "fast"}]}}, r"config key real_saes.zoo\[s\].protocol: 'fast' not defined"),
     ({"real_saes": {"zoo": [{**ZOO[1], "align": False}]}}, r"config key real_saes.zoo\[p\].align: a modality-specific pair"),
     ({"real_saes": {"bimodal_sae": "p"}}, "config key real_saes.bimodal_sae: 'p' is not a shared SAE"),
-    ({"real_saes": {"beta_sweep": ["s", "p"]}}, r"config key real_saes.beta_sweep: \['p'\] are not shared SAEs"),
+    ({"real_saes": {"selections": {"beta_sweep": {"saes": ["s", "p"]}}}},
+     r"config key real_saes.selections.beta_sweep.saes: \['p'\] are not shared SAEs"),
+    ({"real_saes": {"selections": {"het_table2": {"saes": ["s", "q"]}}}}, r"config key real_saes.selections.het_table2.saes: \['q'\] not in"),
+    ({"real_saes": {"selections": {"het_table2": {"saes": ["s"], "models": ["dino"]}}}},
+     r"config key real_saes.selections.het_table2.models: \['dino'\] not among"),
     ({"real_saes": {"fig2_saes": ["s"]}}, r"config key real_saes.fig2_saes: \['s'\] are not modality-specific"),
     ({"real_saes": {"monosemanticity_encoder": "dino"}}, "config key real_saes.monosemanticity_encoder: 'dino' not defined"),
     ({"real_saes": {"browser": {"shared_sae": "p"}}}, "config key real_saes.browser.shared_sae: 'p' is not a shared zoo member"),

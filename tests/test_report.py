@@ -183,11 +183,34 @@ def test_beta_sweep_orders_by_beta_averages_sides_and_draws(tmp_path):
     assert (tmp_path / "f.png").stat().st_size > 10_000
 
 
-def test_report_commands_keep_only_the_named_saes(tmp_path):
-    from vlsae.cli.report import _of_saes
+def test_report_commands_keep_only_the_named_saes_and_models_in_order(tmp_path):
+    from vlsae.cli.report import _selected
 
-    tidy = pd.DataFrame({"sae": ["a", "b", "c"], "value": [1, 2, 3]})
-    assert _of_saes(tidy, ["c", "a"])["value"].tolist() == [1, 3]
-    assert len(_of_saes(tidy, [])) == 3
+    tidy = pd.DataFrame({"sae": ["a", "b", "c", "a"], "model": ["m", "m", "m", "n"], "value": [1, 2, 3, 4]})
+    assert _selected(tidy, ["c", "a"], [])["value"].tolist() == [3, 1, 4]
+    assert _selected(tidy, ["c", "a"], ["m"])["value"].tolist() == [3, 1]
+    assert len(_selected(tidy, [], [])) == 4
     with pytest.raises(ValueError, match=r"--sae \['z'\]: no rows"):
-        _of_saes(tidy, ["a", "z"])
+        _selected(tidy, ["a", "z"], [])
+    with pytest.raises(ValueError, match=r"--model \['q'\]: no rows"):
+        _selected(tidy, [], ["q"])
+
+
+def test_iso_main_labels_by_beta_and_puts_the_papers_values_beside():
+    from vlsae.report.real import iso_main, table1
+
+    rows = []
+    for sae, beta, mse in (("a", 1e-4, 0.2), ("plain", 0.0, 0.1)):
+        for seed in (0, 1):
+            for side in ("image", "text"):
+                rows.append({"model": "clip-b32", "dataset": "d", "eval_dataset": "e", "method": "", "sae": sae, "beta": beta,
+                             "seed": seed, "component": side, "metric": "mse", "value": mse + 0.1 * seed})
+            rows.append({"model": "clip-b32", "dataset": "d", "eval_dataset": "e", "method": "", "sae": sae, "beta": beta,
+                         "seed": seed, "component": "all", "metric": "p_acc", "value": 0.9})
+    table = iso_main(pd.DataFrame(rows))
+    assert table["SAE"].tolist() == ["SAE-A", "SAE"] and table["sae"].tolist() == ["a", "plain"]  # selection order
+    assert table["mse"].tolist() == pytest.approx([0.25, 0.15])
+    assert table["mse (paper)"].tolist() == [0.163, 0.141] and table["p_acc (paper)"].tolist() == [0.915, 0.847]
+    # HET Tables 2-4: each SAE's section is its architecture and K
+    het = pd.DataFrame(rows).assign(architecture="topk", k=4.0)
+    assert set(table1(het)["section"]) == {"topk, K = 4"}

@@ -169,9 +169,16 @@ class Design:
                 raise ConfigError(f"real_saes.zoo[{name}].align", "a modality-specific pair needs its alignment "
                                   "(post-hoc rows, Fig. 2)")
         shared = [n for n, s in self.zoo.items() if s.arrangement == "shared"]
-        not_shared = sorted(set(self.real["beta_sweep"]) - set(shared))
-        if not_shared:
-            raise ConfigError("real_saes.beta_sweep", f"{not_shared} are not shared SAEs of real_saes.zoo (shared: {shared})")
+        for name, selection in self.real["selections"].items():
+            unknown = sorted(set(selection["saes"]) - set(self.zoo))
+            if unknown:
+                raise ConfigError(f"real_saes.selections.{name}.saes", f"{unknown} not in real_saes.zoo")
+            not_shared = sorted(set(selection["saes"]) - set(shared))
+            if name in ("beta_sweep", "iso_main") and not_shared:
+                raise ConfigError(f"real_saes.selections.{name}.saes", f"{not_shared} are not shared SAEs (shared: {shared})")
+            unknown = sorted(set(selection.get("models", [])) - set(self.embed["models"]))
+            if unknown:
+                raise ConfigError(f"real_saes.selections.{name}.models", f"{unknown} not among embeddings.models")
         if self.bimodal_sae is not None and self.bimodal_sae not in shared:
             raise ConfigError("real_saes.bimodal_sae", f"{self.bimodal_sae!r} is not a shared SAE of real_saes.zoo "
                               f"(shared: {shared})")

@@ -232,17 +232,20 @@ REAL_FIGURES = [e["stem"] for e in ARTIFACTS if "report" in e and e["kind"] == "
 
 
 def real_report_inputs(stem):
-    """The metric files of one real-data artifact; none where it names SAEs (``saes``: a real_saes key) and the
-    config lists none."""
+    """The metric files of one real-data artifact; none where it shows a selection (``saes``: a key of
+    real_saes.selections) that the config does not define."""
     entry = REAL_REPORTS[stem]
-    return REAL_INPUTS[entry["inputs"]]() if not entry.get("saes") or REAL[entry["saes"]] else []
+    return REAL_INPUTS[entry["inputs"]]() if entry.get("saes") in (None, *REAL["selections"]) else []
 
 
 def real_report_saes(wildcards):
-    """``--sae NAME`` for each SAE the artifact is restricted to (``saes``: the real_saes key that lists them)."""
+    """``--sae NAME`` (and ``--model NAME``) for each SAE (model) of the artifact's selection, if it has one."""
     stem = wildcards.get("real_table") or wildcards.get("real_figure")
-    key = REAL_REPORTS[stem].get("saes")
-    return shell_args(*(t for name in (REAL[key] if key else []) for t in ("--sae", name)))
+    selection = REAL["selections"].get(REAL_REPORTS[stem].get("saes"), {})
+    return shell_args(
+        *(t for name in selection.get("saes", []) for t in ("--sae", name)),
+        *(t for name in selection.get("models", []) for t in ("--model", name)),
+    )
 
 
 def real_fig11_stores():

@@ -72,33 +72,39 @@ def report_cosines(a) -> None:
 
 
 SAE_FILTER = arg("--sae", action="append", default=[], help="only these SAEs (zoo names; repeatable; default: every one)")
+MODEL_FILTER = arg("--model", action="append", default=[], help="only these models (repeatable; default: every one)")
 
 
-def _of_saes(tidy, names: list[str]):
-    """The rows of the SAEs ``names`` (all rows when none is named); a name without rows is an error."""
-    if not names:
-        return tidy
-    missing = sorted(set(names) - set(tidy["sae"]))
-    if missing:
-        raise ValueError(f"--sae {missing}: no rows in the metrics (SAEs there: {sorted(set(tidy['sae']))})")
-    return tidy[tidy["sae"].isin(names)]
+def _selected(tidy, saes: list[str], models: list[str]):
+    """The rows of the SAEs ``saes`` and models ``models`` (all where none is named), the SAEs in the order named;
+    a name without rows is an error."""
+    for column, names in (("sae", saes), ("model", models)):
+        missing = sorted(set(names) - set(tidy[column])) if names else []
+        if missing:
+            raise ValueError(f"--{column} {missing}: no rows in the metrics (there: {sorted(set(tidy[column]))})")
+        if names:
+            tidy = tidy[tidy[column].isin(names)]
+    if saes:
+        tidy = tidy.assign(_order=tidy["sae"].map({n: i for i, n in enumerate(saes)})).sort_values("_order", kind="stable")
+        tidy = tidy.drop(columns="_order")
+    return tidy
 
 
 @command("report-table", "a real-data table (ISO Tables 3, 6, 7-8, 9-12, HET Table 1) from tidy metrics", METRICS_IN,
-         arg("--kind", required=True, choices=sorted(TABLES)), SAE_FILTER, *TABLE_OUTPUTS)
+         arg("--kind", required=True, choices=sorted(TABLES)), SAE_FILTER, MODEL_FILTER, *TABLE_OUTPUTS)
 def report_table(a) -> None:
     from ..report.real import write_kind
 
-    write_kind(a.kind, _of_saes(read_tidy(a.metrics), a.sae), a.table, a.markdown)
+    write_kind(a.kind, _selected(read_tidy(a.metrics), a.sae, a.model), a.table, a.markdown)
 
 
 @command("report-figure", "a real-data figure: HET Fig. 7 (eval-steering), Fig. 8 (eval-monosemanticity) or ISO "
          "Figs. 7-8 (eval-saes of the beta sweep) from tidy metrics", METRICS_IN,
-         arg("--kind", required=True, choices=FIGURES), SAE_FILTER, *REPORT_OUTPUTS)
+         arg("--kind", required=True, choices=FIGURES), SAE_FILTER, MODEL_FILTER, *REPORT_OUTPUTS)
 def report_figure(a) -> None:
     from ..report.real import write_figure
 
-    write_figure(a.kind, _of_saes(read_tidy(a.metrics), a.sae), a.table, a.markdown, a.pdf, a.png)
+    write_figure(a.kind, _selected(read_tidy(a.metrics), a.sae, a.model), a.table, a.markdown, a.pdf, a.png)
 
 
 @command("report-het-fig2", "HET Fig. 2 from aligned modality-specific pairs",

@@ -269,7 +269,8 @@ def evaluate_zoo(runs, data: EvalSet, opts: EvalOptions) -> list[dict]:
     for name, seed, run, alignment in runs:
         model = run.model
         beta = model.spec.aux.get("iso_energy", {}).get("weight", 0.0)  # ISO App. B's beta (0 without the loss)
-        rows += [{"sae": name, "seed": seed, "spec": model.spec.slug, "beta": beta, **row}
+        family = {"architecture": model.spec.architecture, "k": model.spec.params.get("k", np.nan)}  # HET Tables 2-4's sections
+        rows += [{"sae": name, "seed": seed, "spec": model.spec.slug, "beta": beta, **family, **row}
                  for row in evaluate_sae(model, data, alignment, opts, run.device)]
         components = model.components()
         dictionaries.setdefault(name, (model.spec, components[0].signed_codes, []))[2].append(

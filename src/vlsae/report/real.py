@@ -87,16 +87,50 @@ def table3(tidy: pd.DataFrame) -> pd.DataFrame:
 
 def table1(tidy: pd.DataFrame) -> pd.DataFrame:
     """HET Table 1: one row per (model, evaluation set, method), retrieval / zero-shot on codes, MSE and
-    the self-match rate (HET F.2), mean ± std over seeds; ``+ post-hoc`` rows use the saved alignment."""
+    the self-match rate (HET F.2), mean ± std over seeds; ``+ post-hoc`` rows use the saved alignment. Tables 2-4
+    are the same table of other selections: a section per model and (architecture, K), SAEs in selection order."""
     keys = ["model", "dataset", "eval_dataset", "sae", "method"]
+    if {"architecture", "k"} <= set(tidy):  # the section of each SAE (its architecture and K), first in the table
+        sections = tidy.dropna(subset=["architecture"]).groupby("sae")[["architecture", "k"]].first()
+        tidy = tidy.assign(section=tidy["sae"].map(lambda s: _section(*sections.loc[s]) if s in sections.index else ""))
+        keys = ["model", "section", "dataset", "eval_dataset", "sae", "method"]
     wide = _wide(_seed_stats(tidy.assign(method=tidy["method"].fillna("")), keys), keys, "metric")
-    base = wide[wide["method"] == ""].set_index(keys[:-2] + ["sae"])
+    base = wide[wide["method"] == ""].set_index(["model", "dataset", "eval_dataset", "sae"])
     wide["method"] = [s if m == "" else f"{s} + {m}" for s, m in zip(wide["sae"], wide["method"])]
     for shared in _columns(base, ("mse", "self_match_rate")):  # properties of the SAE, shown on its post-hoc row too
         wide[shared] = [base[shared].get(k, np.nan) for k in zip(wide["model"], wide["dataset"], wide["eval_dataset"], wide["sae"])]
     order = {s: i for i, s in enumerate(dict.fromkeys(tidy["sae"]))}
-    wide = wide.sort_values(["model", "eval_dataset", "sae", "method"], key=lambda c: c.map(order) if c.name == "sae" else c)
-    return wide[["model", "dataset", "eval_dataset", "method", *_columns(wide, TABLE1_COLUMNS)]].reset_index(drop=True)
+    section_order = {s: i for i, s in enumerate(dict.fromkeys(wide["section"]))} if "section" in wide else {}
+    wide = wide.sort_values([k for k in ("model", "section", "eval_dataset", "sae", "method") if k in wide],
+                            key=lambda c: c.map(order) if c.name == "sae" else c.map(section_order) if c.name == "section" else c,
+                            kind="stable")
+    head = [k for k in ("model", "section", "dataset", "eval_dataset", "method") if k in wide]
+    return wide[[*head, *_columns(wide, TABLE1_COLUMNS)]].reset_index(drop=True)
+
+
+def _section(architecture: str, k) -> str:
+    return f"{architecture}, K = {int(k)}" if pd.notna(k) else architecture
+
+
+# ISO main results (summary of the main text): MSE, R^2, p_acc of the MP-SAE and SAE-A per VLM; the paper's values
+PAPER_ISO_MAIN = {("clip-b32", "SAE"): (0.141, 0.859, 0.847), ("clip-b32", "SAE-A"): (0.163, 0.837, 0.915),
+                  ("siglip2-b16", "SAE"): (0.115, 0.884, 0.897), ("siglip2-b16", "SAE-A"): (0.115, 0.885, 0.899)}
+
+
+def iso_main(tidy: pd.DataFrame) -> pd.DataFrame:
+    """ISO's main results: per (model, training set, evaluation set) the SAE (no alignment loss) and SAE-A (beta > 0),
+    MSE and R^2 averaged over the two modalities, p_acc; mean ± std over seeds, the paper's values beside (reported
+    for CLIP ViT-B/32 and SigLIP2 only)."""
+    keys = ["model", "dataset", "eval_dataset", "sae", "beta"]
+    rows = tidy[tidy["metric"].isin(["mse", "r2", "p_acc"]) & (tidy["method"].fillna("") == "")]
+    wide = _wide(_seed_stats(rows, keys), keys, "metric")
+    wide.insert(3, "SAE", np.where(wide["beta"] > 0, "SAE-A", "SAE"))
+    for i, metric in enumerate(("mse", "r2", "p_acc")):
+        wide[f"{metric} (paper)"] = [PAPER_ISO_MAIN.get((m, s), (np.nan,) * 3)[i] for m, s in zip(wide["model"], wide["SAE"])]
+    order = {s: i for i, s in enumerate(dict.fromkeys(tidy["sae"]))}
+    wide = wide.sort_values(["model", "eval_dataset", "sae"], key=lambda c: c.map(order) if c.name == "sae" else c, kind="stable")
+    columns = [c for m in ("mse", "r2", "p_acc") for c in (*_columns(wide, [m]), f"{m} (paper)")]
+    return wide[["model", "dataset", "eval_dataset", "SAE", "sae", "beta", *columns]].reset_index(drop=True)
 
 
 def markdown_cells(table: pd.DataFrame) -> pd.DataFrame:
@@ -275,6 +309,11 @@ TABLES = {  # report-table --kind: (table function, its heading)
     "iso_table6": (table6, "ISO Table 6: modality gap, recall and classification of the encoders"),
     "iso_table3": (table3, "ISO Table 3: metrics of the SAE zoo (mean ± std over seeds; per-side metrics averaged)"),
     "het_table1": (table1, "HET Table 1: retrieval and zero-shot on latent codes, per method (mean ± std over seeds)"),
+    "het_table2": (table1, "HET Table 2: Table 1 at other TopK sparsity levels K (mean ± std over seeds)"),
+    "het_table3": (table1, "HET Table 3: Table 1 on other VLM backbones (mean ± std over seeds)"),
+    "het_table4": (table1, "HET Table 4: Table 1 with BatchTopK (mean ± std over seeds)"),
+    "iso_main": (iso_main, "ISO main results: reconstruction and probing accuracy of the MP-SAE and SAE-A per VLM "
+                           "(mean ± std over seeds; the paper's values beside)"),
     "iso_tables9_11": (partial(gap_table, kind="iso_tables9_11"),
                        "ISO Tables 9-11: removing the modality gap (recall@1 on caption sets, zero-shot on ImageNet)"),
     "iso_table12": (partial(gap_table, kind="iso_table12"), "ISO Table 12: baselines A-C against bimodal-only reconstruction"),
