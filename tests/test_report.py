@@ -214,3 +214,26 @@ def test_iso_main_labels_by_beta_and_puts_the_papers_values_beside():
     # HET Tables 2-4: each SAE's section is its architecture and K
     het = pd.DataFrame(rows).assign(architecture="topk", k=4.0)
     assert set(table1(het)["section"]) == {"topk, K = 4"}
+
+
+def test_fig10_pca_of_two_separated_modalities(tmp_path):
+    """Images at +e1 and texts at -e1 (unit vectors, small spread on e2): PC1 carries the gap, the modality means project
+    to +-1 on it, DiM = 2 and W = 2 exactly up to the spread."""
+    from vlsae.report.iso_toy import pca_panel, pca_table, plot_pca
+    from vlsae.store import EmbeddingStore, StoreWriter
+
+    rng = np.random.default_rng(0)
+    n, d = 400, 8
+    spread = 0.01 * rng.normal(size=(n, 1))
+    image = np.zeros((n, d)); image[:, 0] = 1.0; image[:, 1] = spread[:, 0]
+    text = -image
+    with StoreWriter(tmp_path / "s", d) as w:
+        w.add(np.arange(n), image.astype(np.float32), text.astype(np.float32))
+    panel = pca_panel(EmbeddingStore(tmp_path / "s"), 300)
+    assert panel["n"] == 300 and panel["explained"][0] > 0.999
+    assert abs(panel["means"]["image"][0]) == pytest.approx(1.0, abs=1e-3) and panel["means"]["global"] == pytest.approx([0, 0], abs=1e-9)
+    assert panel["means"]["image"][0] == pytest.approx(-panel["means"]["text"][0])
+    assert panel["dim"] == pytest.approx(2.0, abs=1e-3) and panel["wasserstein"] == pytest.approx(2.0, abs=1e-3)
+    assert pca_table({"m": panel})["gap_dim"].tolist() == pytest.approx([panel["dim"]])
+    plot_pca({"m": panel}, str(tmp_path / "f.pdf"), str(tmp_path / "f.png"))
+    assert (tmp_path / "f.png").stat().st_size > 10_000

@@ -334,7 +334,11 @@ def _has_inputs(stem):
         return bool(real_report_inputs(stem))
     if stem in GALLERIES:
         return GALLERIES[stem]["source"] in GALLERY_SOURCES
-    return bool({"iso_fig11_cosines": real_fig11_stores, "het_fig2_directions": fig2_alignments}[stem]())
+    return bool(
+        {"iso_fig11_cosines": real_fig11_stores, "iso_fig10_pca": real_fig11_stores, "het_fig2_directions": fig2_alignments}[
+            stem
+        ]()
+    )
 
 
 def artifact_wanted(entry):

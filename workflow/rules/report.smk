@@ -205,6 +205,34 @@ rule report_iso_fig11:
         " --table {output.table:q} --markdown {output.markdown:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
+rule report_iso_fig10:
+    input:
+        **real_fig11_stores(),
+    output:
+        table=f"{RESULTS}/tables/iso_fig10_pca.csv",
+        markdown=f"{RESULTS}/tables/iso_fig10_pca.md",
+        pdf=f"{RESULTS}/figures/iso_fig10_pca.pdf",
+        png=report(f"{RESULTS}/figures/iso_fig10_pca.png", caption="../report/real_figures.rst", category="Real data"),
+    log:
+        f"{RESULTS}/logs/report/iso_fig10_pca.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/iso_fig10_pca.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        data=lambda wildcards, input: shell_args(
+            *(t for name, path in input.items() for t in ("--data", f"{name}={os.path.dirname(path)}"))
+        ),
+        pairs=REAL["evaluation"]["sample_pairs"],
+    shell:
+        "vlsae report-pca {params.data} --pairs {params.pairs:q} --table {output.table:q} --markdown {output.markdown:q}"
+        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
+
+
 rule report_het_fig2:
     input:
         fig2_alignments(),

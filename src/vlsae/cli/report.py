@@ -71,6 +71,22 @@ def report_cosines(a) -> None:
     plot_cosines(cosines, panel_titles(stores), a.pdf, a.png)
 
 
+@command("report-pca", "ISO Fig. 10: PCA of each store's image and text embeddings, with DiM and W",
+         arg("--data", required=True, type=key_value, action="append", help="NAME=STORE: a store per panel; repeatable"),
+         arg("--pairs", type=POSITIVE, default=2000, help="pairs drawn per store (the first ones)"),
+         *REPORT_OUTPUTS)
+def report_pca(a) -> None:
+    from ..report.iso_toy import pca_panel, pca_table, plot_pca
+    from ..report.real import write_table
+    from ..store import EmbeddingStore
+
+    panels = {name: pca_panel(EmbeddingStore(path), a.pairs) for name, path in a.data}
+    write_table(pca_table(panels), a.table, a.markdown, "ISO Fig. 10: modality gap of the encoders in PCA",
+                "DiM and W on the drawn pairs (Table 6 has them on whole stores); the principal components of images "
+                "and texts together, centred on their joint mean.")
+    plot_pca(panels, a.pdf, a.png)
+
+
 SAE_FILTER = arg("--sae", action="append", default=[], help="only these SAEs (zoo names; repeatable; default: every one)")
 MODEL_FILTER = arg("--model", action="append", default=[], help="only these models (repeatable; default: every one)")
 

@@ -6,6 +6,9 @@ model and truth with the mean and std over seeds of every metric (csv), and a ma
 paper, the authors' code run here and ours side by side on each experiment's truth (Exp. 1 against
 D2, Exp. 2 against D1, C.1), the claims of C.2 checked, then every metric against both truths.
 
+Fig. 10 (the same helpers serve the real stores): PCA of each encoder's image and text embeddings with the
+modality gap (DiM, W) and the modality-wise and global means.
+
 Fig. 9 input: the evaluation stores of the toy DGP. Cosines of random image-image (II), text-text
 (TT) and image-text (IT) pairs, of matching pairs (IT aligned), and of random unit vectors in
 ``R^d`` (Random) for reference; one panel per experiment, and their mean and std as a table.
@@ -22,7 +25,7 @@ import pandas as pd  # noqa: E402
 
 from ..atomic import write_frame, write_text  # noqa: E402
 from ..store import EmbeddingStore  # noqa: E402
-from ..metrics.encoder import cosine_samples  # noqa: E402
+from ..metrics.encoder import cosine_samples, difference_in_means, wasserstein  # noqa: E402
 from . import save_figure  # noqa: E402
 
 PAPER_TABLE5 = {("exp1", "SAE"): (0.197, 0.83), ("exp1", "SAE-A"): (0.185, 0.81),
@@ -154,4 +157,43 @@ def plot_cosines(cosines: dict[str, dict[str, np.ndarray]], titles: dict[str, st
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("density")
     axes[0, 0].legend(fontsize=7)
+    save_figure(fig, pdf_path, png_path)
+
+
+def pca_panel(store: EmbeddingStore, n: int) -> dict:
+    """ISO Fig. 10 for one store: the first ``n`` pairs' image and text embeddings projected on the first two principal
+    components of both together (centred on their joint mean), the projected image, text and global means, the
+    modality gap of the sample as DiM and W (:mod:`vlsae.metrics.encoder`), and each component's share of the variance."""
+    head = next(store.iter_batches(n))
+    image, text = head.image.astype(np.float64), head.text.astype(np.float64)
+    both = np.concatenate([image, text])
+    centre = both.mean(0)
+    _, singular, components = np.linalg.svd(both - centre, full_matrices=False)
+    project = lambda x: (x - centre) @ components[:2].T  # noqa: E731
+    return {"image": project(image), "text": project(text),
+            "means": {"image": project(image.mean(0, keepdims=True))[0], "text": project(text.mean(0, keepdims=True))[0],
+                      "global": project(centre[None])[0]},
+            "dim": difference_in_means(image.mean(0), text.mean(0)), "wasserstein": wasserstein(image, text),
+            "explained": (singular[:2] ** 2 / (singular ** 2).sum()).tolist(), "n": len(image)}
+
+
+def pca_table(panels: dict[str, dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"panel": name, "pairs": p["n"], "gap_dim": p["dim"], "gap_wasserstein": p["wasserstein"],
+                          "pc1_variance": p["explained"][0], "pc2_variance": p["explained"][1]} for name, p in panels.items()])
+
+
+def plot_pca(panels: dict[str, dict], pdf_path: str, png_path: str) -> None:
+    """ISO Fig. 10: per encoder, images (blue) and texts (yellow) on the first two principal components; crosses mark the
+    image, text and global means; the title states DiM and W."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), constrained_layout=True, squeeze=False)
+    for ax, (name, p) in zip(axes[0], panels.items()):
+        ax.scatter(*p["image"].T, s=4, alpha=0.4, color="tab:blue", label="image")
+        ax.scatter(*p["text"].T, s=4, alpha=0.4, color="gold", label="text")
+        for which, color in (("image", "navy"), ("text", "darkgoldenrod"), ("global", "black")):
+            ax.scatter(*p["means"][which], marker="x", s=90, linewidths=2.5, color=color, label=f"{which} mean")
+        ax.set_title(f"{name}\nDiM = {p['dim']:.3f}, W = {p['wasserstein']:.3f}", fontsize=10)
+        ax.set_xlabel(f"PC1 ({100 * p['explained'][0]:.0f}%)")
+        ax.set_ylabel(f"PC2 ({100 * p['explained'][1]:.0f}%)")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="best")
     save_figure(fig, pdf_path, png_path)
