@@ -32,7 +32,8 @@ ZOO = [{"name": "s", "sae": {"architecture": "topk", "latents": 64, "params": {"
 REAL = {"embeddings": {"models": ["toy-clip", "toy-siglip"], "datasets": ["toy-coco"]},
         "real_saes": {"train_on": ["toy-coco"], "evaluate_on": ["toy-coco"], "zoo": ZOO, "bimodal_sae": "a",
                       "selections": {**{k: {"saes": ["a"]} for k in ("beta_sweep", "iso_main")},
-                                     **{f"het_table{i}": {"saes": ["s", "p"], "models": ["toy-clip"]} for i in range(1, 5)}},
+                                     **{f"het_table{i}": {"saes": ["s", "p"], "models": ["toy-clip"]} for i in range(1, 5)},
+                                     "het_fig9": {"saes": ["p"]}},
                       "protocols": {"slow": {"epochs": 3}}}}
 
 
@@ -91,7 +92,7 @@ def test_browser_stores_and_gallery_sources():
 
 def test_paper_design():
     d = _design(base="config/paper.yaml")
-    assert len(d.zoo) == 45 and d.real_embeddings() and d.bimodal_sae == "sae-a-x8"
+    assert len(d.zoo) == 46 and d.real_embeddings() and d.bimodal_sae == "sae-a-x8"
     betas = sorted(d.zoo[n].aux.get("iso_energy", {}).get("weight", 0.0) for n in d.real["selections"]["beta_sweep"]["saes"])
     assert betas == pytest.approx([0, 1e-6, 3.2e-6, 1e-5, 3.2e-5, 1e-4, 3.2e-4, 1e-3, 3.2e-3, 1e-2])  # ISO App. B, half-decades
     assert d.members("clip-b32", "coco-train") == ["het-fig2"] and d.protocols["iso"]["schedule"] == "onecycle"

@@ -272,3 +272,28 @@ def test_toy_datasets_of_each_layout_read_back_with_their_ground_truth(tmp_path)
     # fashioniq: the caption names the target, which differs from the candidate
     triplets = json.loads((tmp_path / "fashioniq/captions/cap.shapes.val.json").read_text())
     assert all(t["captions"][0].startswith("make it") and t["candidate"] != t["target"] for t in triplets)
+
+
+def test_meta_clip_2_loads_through_the_transformers_path(toy, tmp_path):
+    """HET cites Meta CLIP 2 (facebook/metaclip-2-worldwide-*, model type metaclip_2): a tiny random-weight one saved
+    as a Hub-style folder goes through AutoModel / AutoProcessor and the extraction users run."""
+    from transformers import CLIPImageProcessor, CLIPProcessor, MetaClip2Config, MetaClip2Model
+
+    clip = toy["clip"]
+    processor = CLIPProcessor.from_pretrained(clip)
+    vocab = len(processor.tokenizer)
+    layers = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = MetaClip2Config(text_config=dict(**layers, vocab_size=vocab, max_position_embeddings=32,
+                                              bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1),
+                             vision_config=dict(**layers, image_size=32, patch_size=8), projection_dim=24)
+    torch.manual_seed(0)
+    MetaClip2Model(config).save_pretrained(tmp_path / "mc2")
+    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                  tokenizer=processor.tokenizer).save_pretrained(tmp_path / "mc2")
+    spec = ModelSpec(name="metaclip2", source=str(tmp_path / "mc2"))
+    manifest = extract(load_encoder(spec, CPU), spec, _coco(toy), tmp_path / "store", {"format": "coco"},
+                       workers=0, progress=False)
+    _, image, text = _rows(tmp_path / "store")
+    assert manifest["dim"] == 24 and image.shape == text.shape
+    np.testing.assert_allclose(np.linalg.norm(image, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1, atol=1e-5)

@@ -131,26 +131,27 @@ def test_paper_config_plans(repo):
     plan = snakemake(repo, "/nonexistent-results", "-n", configfile="config/paper.yaml")
     assert "topk-k16-m8192-shared" in plan and "d\": 256" in plan
     counts = job_counts(plan)
-    assert counts["total"] == "543" and counts["theory_phases"] == "9" and counts["report_claims"] == "1"
+    assert counts["total"] == "642" and counts["theory_phases"] == "9" and counts["report_claims"] == "1"
     # one latent browser per (model, training store) and image-text evaluation store, and the five galleries
-    assert (counts["browse"], counts["report_gallery"]) == ("56", "5")
-    # every training store is verified before training: 21 HET, 6 ISO, 14 real (6 LAION, 4 CC3M, 4 COCO)
-    assert (counts["verify_het_store"], counts["verify_iso_store"], counts["verify_store"]) == ("21", "6", "14")
-    # real embeddings: 7 models x 7 datasets; GPU declared for real models
-    assert counts["embed"] == "49" and "gpu=1" in plan.split("rule embed:")[1].split("rule ")[0]
+    assert (counts["browse"], counts["report_gallery"]) == ("72", "5")
+    # every training store is verified before training: 21 HET, 6 ISO, 18 real (6 LAION, 4 CC3M, 4 + 4 COCO)
+    assert (counts["verify_het_store"], counts["verify_iso_store"], counts["verify_store"]) == ("21", "6", "18")
+    # real embeddings: 9 models x 7 datasets; GPU declared for real models
+    assert counts["embed"] == "63" and "gpu=1" in plan.split("rule embed:")[1].split("rule ")[0]
     # real SAE grids, one pass per (model, training set, protocol, seed): ISO on LAION with 6 encoders, HET
-    # on CC3M with 4, HET Fig. 2 on COCO with 4, 3 seeds; sizes by expansion (ISO x8 and x64, HET m/d = 16)
-    assert counts["train_zoo"] == counts["align_zoo"] == str((6 + 4 + 4) * 3)
+    # on CC3M with 4, HET Figs. 2 and 9 on COCO with 4 + 4, 3 seeds; sizes by expansion (ISO x8 and x64, HET m/d = 16)
+    assert counts["train_zoo"] == counts["align_zoo"] == str((6 + 4 + 4 + 4) * 3)
     assert '"expansion": 64' in plan and '"expansion": 16' in plan and "--run het-batchtopk-k64-specific 2" in plan
     # each study's own protocol: ISO's (the authors' code), HET E.4 with 10 epochs, HET E.1 (30 epochs, K = 8)
-    jobs = {block.split("wildcards: ")[1].split("\n")[0]: block for block in plan.split("\nrule train_zoo:")[1:]}
+    jobs = {block.split("wildcards: ")[1].split("\n")[0]: block.split("\n\n")[0]
+            for block in plan.split("\nrule train_zoo:")[1:]}
     iso = jobs["model=clip-b32, dataset=laion-1m, seed=0, protocol=iso"]
     assert '"schedule": "onecycle"' in iso and '"epochs": 5' in iso and '"batch_size": 512' in iso
     assert '"reconstruction": "element_mean"' in iso and '"target_l0": 20' in iso and '"target_l0": 50' in iso
     het = jobs["model=clip-b32, dataset=cc3m, seed=0, protocol=default"]
     assert '"epochs": 10' in het and '"weight_decay": 1e-05' in het and '"iso_energy": {"weight": 0.0001}' in het
     assert '"group_sparse": {"weight": 0.05}' in het
-    fig2 = jobs["model=metaclip-b32, dataset=coco-train, seed=0, protocol=het_e1"]
+    fig2 = jobs["model=metaclip2-b32, dataset=coco-train, seed=0, protocol=het_e1"]
     assert '"epochs": 30' in fig2 and '"k": 8' in fig2 and fig2.count("--sae ") == 1
     # ISO Table 5: 2 experiments x 3 seeds, each one dataset, one job training SAE and SAE-A, one evaluation
     assert counts["synth_iso"] == counts["train_iso_toy"] == counts["evaluate_iso_toy"] == "6"

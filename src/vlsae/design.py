@@ -174,6 +174,9 @@ class Design:
             if unknown:
                 raise ConfigError(f"real_saes.selections.{name}.saes", f"{unknown} not in real_saes.zoo")
             not_shared = sorted(set(selection["saes"]) - set(shared))
+            not_specific = sorted(set(selection["saes"]) - {n for n, s in self.zoo.items() if s.arrangement == "specific"})
+            if name == "het_fig9" and not_specific:
+                raise ConfigError(f"real_saes.selections.{name}.saes", f"{not_specific} are not modality-specific zoo members")
             if name in ("beta_sweep", "iso_main") and not_shared:
                 raise ConfigError(f"real_saes.selections.{name}.saes", f"{not_shared} are not shared SAEs (shared: {shared})")
             unknown = sorted(set(selection.get("models", [])) - set(self.embed["models"]))
@@ -261,9 +264,14 @@ class Design:
         """The ``evaluate_on`` stores of one suite role (:data:`ROLES`)."""
         return [d for d in self.real["evaluate_on"] if ROLES[role](self.datasets[d])]
 
-    def fig2_members(self, model: str, dataset: str) -> list[str]:
-        """The modality-specific members of one (model, store) that make HET Fig. 2's panels."""
-        return [n for n in self.members(model, dataset, self.real["fig2_saes"]) if self.zoo[n].arrangement == "specific"]
+    def fig2_members(self, model: str, dataset: str, figure: str = "fig2") -> list[str]:
+        """The modality-specific members of one (model, store) that make HET Fig. 2's panels (``fig2_saes``, all by
+        default) or Fig. 9's (``selections.het_fig9``; none without it)."""
+        names = self.real["fig2_saes"] if figure == "fig2" else self.real["selections"].get("het_fig9", {}).get("saes", [])
+        models = self.real["selections"].get("het_fig9", {}).get("models") if figure == "fig9" else None
+        if models is not None and model not in models:
+            return []
+        return [n for n in self.members(model, dataset, names) if self.zoo[n].arrangement == "specific"]
 
     # --- the latent browser and its galleries -----------------------------------------------------------
     def browse_sets(self) -> list[str]:

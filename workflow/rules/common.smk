@@ -255,23 +255,23 @@ def real_fig11_stores():
     return {m: rules.embed.output[0].format(model=m, dataset=D.eval_sets("pairs")[0]) for m in EMBED["models"]}
 
 
-def _fig2_runs():
-    """(panel, folder, alignment marker) of every modality-specific zoo pair of ``fig2_saes``: one panel per
-    model and zoo name, seeds pooled."""
+def _fig2_runs(figure="fig2"):
+    """(panel, folder, alignment marker) of every modality-specific zoo pair of HET Fig. 2 (``fig2_saes``) or Fig. 9
+    (``selections.het_fig9``): one panel per model and zoo name, seeds pooled."""
     return [
         (f"{model}/{name}", real_sae_folder(model, dataset, name, seed), zoo_marker(model, dataset, seed, "aligned"))
         for model, dataset in D.zoo_pairs()
-        for name in D.fig2_members(model, dataset)
+        for name in D.fig2_members(model, dataset, figure)
         for seed in REAL["seeds"]
     ]
 
 
-def fig2_alignments():
-    return sorted({marker for _, _, marker in _fig2_runs()})
+def fig2_alignments(figure="fig2"):
+    return sorted({marker for _, _, marker in _fig2_runs(figure)})
 
 
-def fig2_run_args():
-    return shell_args(*(t for panel, folder, _ in _fig2_runs() for t in ("--run", panel, folder)))
+def fig2_run_args(figure="fig2"):
+    return shell_args(*(t for panel, folder, _ in _fig2_runs(figure) for t in ("--run", panel, folder)))
 
 
 # --- the latent browser and its galleries ------------------------------------------------------------
@@ -335,9 +335,12 @@ def _has_inputs(stem):
     if stem in GALLERIES:
         return GALLERIES[stem]["source"] in GALLERY_SOURCES
     return bool(
-        {"iso_fig11_cosines": real_fig11_stores, "iso_fig10_pca": real_fig11_stores, "het_fig2_directions": fig2_alignments}[
-            stem
-        ]()
+        {
+            "iso_fig11_cosines": real_fig11_stores,
+            "iso_fig10_pca": real_fig11_stores,
+            "het_fig2_directions": fig2_alignments,
+            "het_fig9_directions_large": lambda: fig2_alignments("fig9"),
+        }[stem]()
     )
 
 

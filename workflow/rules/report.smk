@@ -259,6 +259,23 @@ rule report_het_fig2:
         " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
+use rule report_het_fig2 as report_het_fig9 with:
+    input:
+        fig2_alignments("fig9"),
+    output:
+        table=f"{RESULTS}/tables/het_fig9_directions_large.csv",
+        markdown=f"{RESULTS}/tables/het_fig9_directions_large.md",
+        pdf=f"{RESULTS}/figures/het_fig9_directions_large.pdf",
+        png=report(f"{RESULTS}/figures/het_fig9_directions_large.png", caption="../report/het_fig2.rst", category="Real data"),
+    log:
+        f"{RESULTS}/logs/report/het_fig9_directions_large.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/het_fig9_directions_large.tsv"
+    params:
+        runs=fig2_run_args("fig9"),
+        pairs=REAL["fig2_pairs"],
+
+
 rule report_claims:
     input:
         unpack(lambda wildcards: claim_tables()),
