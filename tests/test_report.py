@@ -237,3 +237,23 @@ def test_fig10_pca_of_two_separated_modalities(tmp_path):
     assert pca_table({"m": panel})["gap_dim"].tolist() == pytest.approx([panel["dim"]])
     plot_pca({"m": panel}, str(tmp_path / "f.pdf"), str(tmp_path / "f.png"))
     assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_feature_figures_classes_bridge_shares_and_the_latents_of_fig15():
+    """Three latents: 0 image-only (mu 1), 1 bimodal (mu 0.5), 2 text-only (mu 0). With unit cross moment and orthonormal
+    atoms, |B_Sigma| is the identity: one unit of mass on each latent's own pair, so at tau = 0.05 the bimodal-adjacent,
+    image-image and text-text pairs hold a third each; at tau = 0 every live latent but mu in [0, 1] is bimodal."""
+    from vlsae.report.features import bridge_shares, extreme_bimodal, latent_classes
+
+    mu = np.array([1.0, 0.5, 0.0, np.nan])
+    assert latent_classes(mu, 0.05).tolist() == ["image-only", "bimodal", "text-only", "dead"]
+    stats = {"cross": np.ones((3, 3)), "atoms": np.eye(3), "mu": mu[:3]}
+    shares = bridge_shares(stats, taus=[0.05, 0.0]).set_index(["tau", "pairs"])["share"]
+    assert shares[(0.05, "bimodal-adjacent")] == pytest.approx(1 / 3) and shares[(0.05, "image-image")] == pytest.approx(1 / 3)
+    assert shares[(0.05, "image-text")] == 0 and shares[(0.0, "bimodal-adjacent")] == pytest.approx(1.0)
+    # Fig. 15: the highest- and lowest-energy bimodal latents; without one, the live latents nearest mu = 0.5
+    stats = {"total": np.array([5.0, 1.0, 3.0, 0.0]), "class": np.array(["bimodal", "bimodal", "bimodal", "dead"]),
+             "mu": np.array([0.5, 0.4, 0.6, np.nan])}
+    assert extreme_bimodal(stats) == [("high energy", 0, True), ("low energy", 1, True)]
+    stats["class"] = np.array(["image-only", "text-only", "image-only", "dead"])
+    assert [latent for _, latent, banded in extreme_bimodal(stats)] == [0, 1] and not extreme_bimodal(stats)[0][2]

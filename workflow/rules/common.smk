@@ -274,6 +274,29 @@ def fig2_run_args(figure="fig2"):
     return shell_args(*(t for panel, folder, _ in _fig2_runs(figure) for t in ("--run", panel, folder)))
 
 
+def iso_feature_runs():
+    """(label, run folder, training marker) of the two SAEs of selections.iso_main (SAE: no alignment loss, SAE-A) on
+    the first (model, training store) that trains both, first seed; with the store of ISO Figs. 12-17."""
+    names = REAL["selections"].get("iso_main", {}).get("saes", [])
+    where = [(m, d) for m, d in D.zoo_pairs() if names and set(names) <= set(D.members(m, d))]
+    if not where or not D.eval_sets("pairs"):
+        return [], None
+    model, dataset = where[0]
+    seed = REAL["seeds"][0]
+    runs = [
+        (
+            "SAE-A" if "iso_energy" in D.zoo[n].aux else "SAE",
+            real_sae_folder(model, dataset, n, seed),
+            zoo_marker(model, dataset, seed, f"{D.zoo_protocol[n]}.trained"),
+        )
+        for n in names
+    ]
+    return runs, rules.embed.output[0].format(model=model, dataset=D.eval_sets("pairs")[0])
+
+
+FEATURE_STEMS = [e["stem"] for e in ARTIFACTS if e.get("features")]
+
+
 # --- the latent browser and its galleries ------------------------------------------------------------
 GALLERIES = {e["stem"]: e["gallery"] for e in ARTIFACTS if "gallery" in e}  # stem -> {kind, source}
 GALLERY_SOURCES = D.gallery_sources()  # source -> (model, training dataset, browsed store, zoo name)
@@ -340,6 +363,7 @@ def _has_inputs(stem):
             "iso_fig10_pca": real_fig11_stores,
             "het_fig2_directions": fig2_alignments,
             "het_fig9_directions_large": lambda: fig2_alignments("fig9"),
+            **{stem: lambda: iso_feature_runs()[0] for stem in FEATURE_STEMS},
         }[stem]()
     )
 

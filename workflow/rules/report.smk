@@ -300,3 +300,36 @@ rule report_claims:
     shell:
         "vlsae report-claims --claims {input.claims:q} {params.tables} {params.real_data} --settings {params.settings:q}"
         " --csv {output.csv:q} --markdown {output.markdown:q} > {log:q} 2>&1"
+
+
+rule report_iso_features:
+    input:
+        trained=sorted({marker for _, _, marker in iso_feature_runs()[0]}),
+        data=iso_feature_runs()[1] or [],
+    output:
+        **{
+            f"{stem}_{ext}": f"{RESULTS}/{'tables' if ext in ('csv', 'md') else 'figures'}/{stem}.{ext}"
+            for stem in FEATURE_STEMS
+            for ext in ("csv", "md", "pdf", "png")
+        },
+    log:
+        f"{RESULTS}/logs/report/iso_features.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/iso_features.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        # the m x m cross moment, bridge and Gram in float64 (nominal dimension until the store exists)
+        mem_mb=design.square_mb([D.zoo[n].latents_per_sae for n in REAL["selections"].get("iso_main", {}).get("saes", [])], 32),
+        runtime=30,
+    params:
+        runs=shell_args(*(t for label, folder, _ in iso_feature_runs()[0] for t in ("--run", label, folder))),
+        data_folder=lambda wildcards, input: shell_args(os.path.dirname(input.data)),
+        pairs=REAL["evaluation"]["sample_pairs"],
+        tau=REAL["evaluation"]["tau"],
+        tables=lambda wildcards, output: os.path.dirname(output[0]),
+        figures=lambda wildcards, output: os.path.dirname(output[2]),
+    shell:
+        "vlsae report-features {params.runs} --data {params.data_folder} --pairs {params.pairs:q} --tau {params.tau:q}"
+        " --tables {params.tables:q} --figures {params.figures:q} > {log:q} 2>&1"

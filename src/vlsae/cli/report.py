@@ -87,6 +87,20 @@ def report_pca(a) -> None:
     plot_pca(panels, a.pdf, a.png)
 
 
+@command("report-features", "ISO Figs. 12-17: the latents of the MP-SAE and SAE-A one by one",
+         arg("--run", required=True, nargs=2, action="append", metavar=("LABEL", "FOLDER"), help="a trained SAE; repeatable"),
+         arg("--data", required=True, type=Path, help="evaluation store"),
+         arg("--pairs", type=POSITIVE, default=5000, help="pairs drawn (the first ones)"),
+         arg("--tau", type=float, default=0.05, help="bimodal threshold"),
+         arg("--tables", required=True, type=Path, help="folder of the six tables"),
+         arg("--figures", required=True, type=Path, help="folder of the six figures"))
+def report_features(a) -> None:
+    from ..report.features import feature_runs, write_figures
+    from ..store import EmbeddingStore
+
+    write_figures(feature_runs(a.run, EmbeddingStore(a.data), a.pairs, a.tau), str(a.tables), str(a.figures))
+
+
 SAE_FILTER = arg("--sae", action="append", default=[], help="only these SAEs (zoo names; repeatable; default: every one)")
 MODEL_FILTER = arg("--model", action="append", default=[], help="only these models (repeatable; default: every one)")
 
