@@ -131,7 +131,7 @@ def test_paper_config_plans(repo):
     plan = snakemake(repo, "/nonexistent-results", "-n", configfile="config/paper.yaml")
     assert "topk-k16-m8192-shared" in plan and "d\": 256" in plan
     counts = job_counts(plan)
-    assert counts["total"] == "643" and counts["theory_phases"] == "9" and counts["report_claims"] == "1"
+    assert counts["total"] == "645" and counts["theory_phases"] == "9" and counts["report_claims"] == "1"
     # one latent browser per (model, training store) and image-text evaluation store, and the five galleries
     assert (counts["browse"], counts["report_gallery"]) == ("72", "5")
     # every training store is verified before training: 21 HET, 6 ISO, 18 real (6 LAION, 4 CC3M, 4 + 4 COCO)

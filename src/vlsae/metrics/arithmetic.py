@@ -47,9 +47,28 @@ def queries(source: tuple[np.ndarray, np.ndarray], delta: tuple[np.ndarray, np.n
             "Q_SAE": source[1] + delta[1]}
 
 
-def ood_score(queries: np.ndarray, targets: np.ndarray, k: int = 10) -> float:
-    """Accuracy of the best K-NN-distance threshold separating ``queries`` from ``targets`` (lower: more in distribution)."""
-    distances = np.concatenate([kth_neighbour_distance(queries, targets, k),
-                                kth_neighbour_distance(targets, targets, k, exclude_self=True)])
-    is_query = torch.cat([torch.ones(len(queries)), torch.zeros(len(targets))])
-    return float(stump_accuracy(torch.from_numpy(distances)[:, None].float(), is_query)[0])
+KNN_BINS = np.linspace(0.0, 2.5, 51)  # histogram edges of the K-NN distances (ISO Figs. 23, 25); larger ones fall in the last bin
+
+
+def ood_distances(queries: np.ndarray, targets: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The K-th nearest-neighbour distance of each query among the targets, and of each target among the other targets."""
+    return kth_neighbour_distance(queries, targets, k), kth_neighbour_distance(targets, targets, k, exclude_self=True)
+
+
+def ood_score(queries: np.ndarray, targets: np.ndarray, k: int = 10, distances=None) -> float:
+    """Accuracy of the best K-NN-distance threshold separating ``queries`` from ``targets`` (lower: more in distribution);
+    ``distances``: those of :func:`ood_distances`, if already computed."""
+    to_targets, among_targets = ood_distances(queries, targets, k) if distances is None else distances
+    is_query = torch.cat([torch.ones(len(to_targets)), torch.zeros(len(among_targets))])
+    both = np.concatenate([to_targets, among_targets])
+    return float(stump_accuracy(torch.from_numpy(both)[:, None].float(), is_query)[0])
+
+
+def knn_histogram_rows(distances: tuple[np.ndarray, np.ndarray]) -> list[dict]:
+    """Tidy ``knn_hist`` rows (``population`` query / target, ``bin`` of :data:`KNN_BINS`, count) of
+    :func:`ood_distances`: the data of ISO Figs. 23 and 25."""
+    rows = []
+    for population, d in zip(("query", "target"), distances):
+        counts, _ = np.histogram(np.clip(d, KNN_BINS[0], KNN_BINS[-1]), bins=KNN_BINS)
+        rows += [{"metric": "knn_hist", "population": population, "bin": i, "value": float(c)} for i, c in enumerate(counts)]
+    return rows

@@ -42,6 +42,7 @@ class EvalOptions:
     ot_solver: str = "emd"
     fda_denominator: str = "printed"
     ood_k: int = 10
+    schrodi_dims: int = 20
     probe: str = "sign"
     steering: str = "latent"
     steering_alphas: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)

@@ -28,7 +28,7 @@ def evaluate_gap(run: SAERun, data: EvalSet, ref: TrainReference, opts: EvalOpti
 
     def transform(side: int, x: np.ndarray) -> dict[str, np.ndarray]:
         full, bimodal = run.reconstruct(MODALITIES[side], x, ref.bimodal)
-        return gap.interventions(side, x, full, bimodal, ref.raw, ref.recon, direction)
+        return gap.interventions(side, x, full, bimodal, ref.raw, ref.recon, direction, opts.schrodi_dims)
 
     sums = {m: np.zeros((2, store.dim)) for m in gap.METHODS}
     hits, start = dict.fromkeys(gap.METHODS, 0.0), 0
@@ -46,9 +46,11 @@ def evaluate_gap(run: SAERun, data: EvalSet, ref: TrainReference, opts: EvalOpti
     head = [transform(i, getattr(data.head, side)) for i, side in enumerate(MODALITIES)]
     rows = []
     for m in gap.METHODS:
-        metrics = {"gap_dim": encoder.difference_in_means(sums[m][0], sums[m][1]) / len(store),
-                   **gap.population_metrics(head[0][m], head[1][m], opts.ood_k), score: hits[m] / len(store)}
+        population, histogram = gap.population_metrics(head[0][m], head[1][m], opts.ood_k)
+        metrics = {"gap_dim": encoder.difference_in_means(sums[m][0], sums[m][1]) / len(store), **population,
+                   score: hits[m] / len(store)}
         rows += [{"method": m, "metric": k, "value": float(v)} for k, v in metrics.items()]
+        rows += [{"method": m, **row} for row in histogram]
     return rows
 
 
@@ -71,9 +73,11 @@ def evaluate_arithmetic(run: SAERun, store: EmbeddingStore, ref: TrainReference,
     for name, q in sets.items():
         q = normalised(q)
         r = {k: encoder.query_recall_at_k(q, targets, k, opts.recall_batch) for k in (10, 50)}
+        distances = arithmetic.ood_distances(q, targets, opts.ood_k)
         metrics = {"r@10": r[10], "r@50": r[50], "recall": (r[10] + r[50]) / 2,
-                   "ood": arithmetic.ood_score(q, targets, opts.ood_k)}
+                   "ood": arithmetic.ood_score(q, targets, opts.ood_k, distances)}
         rows += [{"method": name, "metric": k, "value": float(v)} for k, v in metrics.items()]
+        rows += [{"method": name, **row} for row in arithmetic.knn_histogram_rows(distances)]
     return rows
 
 

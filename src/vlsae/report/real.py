@@ -207,7 +207,8 @@ def directions_table(histograms: dict[str, np.ndarray]) -> pd.DataFrame:
 
 GAP_TABLES = {  # methods and metrics of ISO Tables 9-11 and of Table 12, in paper order
     "iso_tables9_11": (["reconstruction", "center", "bimodal", "random", "shift"], ["gap_dim", "gap_wasserstein", "recall@1", "zero_shot@1"]),
-    "iso_table12": (["unchanged", "baseline_a", "baseline_b", "baseline_c", "bimodal"], ["gap_dim", "separability", "ood"]),
+    "iso_table12": (["unchanged", "baseline_a", "baseline_b", "baseline_c", "schrodi", "bimodal"],
+                    ["gap_dim", "separability", "rmg", "ood"]),
 }
 
 
@@ -372,10 +373,61 @@ def plot_beta_sweep(table: pd.DataFrame, pdf_path: str, png_path: str) -> None:
     save_figure(fig, pdf_path, png_path)
 
 
+KNN_FIGURES = {  # kind: (methods in the paper's order, what the queries and the targets are, heading)
+    "iso_fig23": (["baseline_delta", "baseline_source", "Q", "Q_SAE"], ("queries", "targets"),
+                  "ISO Fig. 23: distance of queries and of targets to their 10th nearest target (vector arithmetic)"),
+    "iso_fig25": (["reconstruction", "center", "bimodal", "random", "shift"], ("captions (OOD)", "images (ID)"),
+                  "ISO Fig. 25: distance of each caption and image to its 10th nearest image, per gap-removal method"),
+}
+
+
+def knn_table(tidy: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The K-NN distance histograms of ISO Figs. 23 / 25 (``knn_hist`` rows, :data:`~vlsae.metrics.arithmetic.KNN_BINS`):
+    per (model, SAE, evaluation set, method, population) the counts per bin, mean over seeds, and the OOD score."""
+    from ..metrics.arithmetic import KNN_BINS
+
+    methods = KNN_FIGURES[kind][0]
+    keys = ["model", "dataset", "sae", "eval_dataset", "method"]
+    rows = tidy[(tidy["metric"] == "knn_hist") & tidy["method"].isin(methods)]
+    counts = rows.groupby(keys + ["population", "bin"])["value"].mean().reset_index()
+    counts["distance_from"] = KNN_BINS[counts["bin"].astype(int)]
+    ood = tidy[(tidy["metric"] == "ood") & tidy["method"].isin(methods)].groupby(keys)["value"].mean().rename("ood")
+    return counts.merge(ood.reset_index(), on=keys, how="left")[keys + ["ood", "population", "bin", "distance_from", "value"]]
+
+
+def plot_knn(table: pd.DataFrame, kind: str, pdf_path: str, png_path: str) -> None:
+    """One row of panels per (model, SAE, evaluation set), one panel per method: the two histograms and the OOD score."""
+    from ..metrics.arithmetic import KNN_BINS
+
+    methods, (query, target), _ = KNN_FIGURES[kind]
+    groups = list(table.groupby(["model", "sae", "eval_dataset"], sort=False))
+    fig, axes = plt.subplots(len(groups), len(methods), figsize=(3.2 * len(methods), 2.8 * len(groups)),
+                             constrained_layout=True, squeeze=False)
+    for row, ((model, sae, eval_dataset), rows) in zip(axes, groups):
+        for ax, method in zip(row, methods):
+            of = rows[rows["method"] == method]
+            for population, label, color in (("query", query, "tab:orange"), ("target", target, "tab:blue")):
+                counts = of[of["population"] == population].sort_values("bin")["value"]
+                if len(counts):
+                    ax.stairs(counts.to_numpy(), KNN_BINS, fill=True, alpha=0.5, color=color, label=label)
+            ood = of["ood"].iloc[0] if len(of) else float("nan")
+            ax.set_title(f"{method}\nOOD score {ood:.2f} ({model}, {sae}, {eval_dataset})", fontsize=8)
+            ax.set_xlabel("distance to the 10th nearest neighbour", fontsize=8)
+        row[0].legend(fontsize=7)
+    save_figure(fig, pdf_path, png_path)
+
+
 def write_figure(kind: str, tidy: pd.DataFrame, csv_path: str, md_path: str, pdf_path: str, png_path: str) -> None:
     """HET Fig. 7 (``het_fig7``, from eval-steering rows), Fig. 8 (``het_fig8``, eval-monosemanticity) or ISO Figs.
     7-8 (``iso_figs7_8``, eval-saes rows of the beta sweep)."""
-    if kind == "iso_figs7_8":
+    if kind in KNN_FIGURES:
+        table = knn_table(tidy, kind)
+        write_table(table, csv_path, md_path, KNN_FIGURES[kind][2],
+                    "Counts per bin of the distance to the 10th nearest neighbour (bins of 0.05 from its left edge "
+                    "`distance_from`; larger distances in the last bin), mean over seeds; `ood`: the accuracy of the best "
+                    "threshold on these distances (0.5: indistinguishable).")
+        plot_knn(table, kind, pdf_path, png_path)
+    elif kind == "iso_figs7_8":
         table = beta_sweep_table(tidy)
         write_table(table, csv_path, md_path, "ISO Figs. 7-8: reconstruction and energy in bimodal and degenerate "
                     "latents against the alignment weight beta (mean ± std over seeds)",
@@ -396,4 +448,4 @@ def write_figure(kind: str, tidy: pd.DataFrame, csv_path: str, md_path: str, pdf
         raise ValueError(f"unknown figure kind {kind!r}; choose one of {FIGURES}")
 
 
-FIGURES = ("het_fig7", "het_fig8", "iso_figs7_8")
+FIGURES = ("het_fig7", "het_fig8", "iso_figs7_8", "iso_fig23", "iso_fig25")
