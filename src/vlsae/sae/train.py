@@ -25,8 +25,9 @@ reconstruct the detached residual ``e = x - x_hat``, with loss
 ``||e - e_hat||^2 / ||e - mean(e)||^2``. This gives dead latents a gradient without touching live ones.
 
 Several SAEs that read the same data with the same seed train in one pass
-(:func:`train_paired_saes`): each batch is read once and every model takes its step on it, with
-results bit-identical to training them one by one. Data order is a pure function of
+(:func:`train_paired_saes`): each batch is read once, and the SAEs of one architecture and shape take their
+step as one stacked module (:class:`_Group`, :func:`~vlsae.sae.base.stack_saes`), with results bit-identical
+to training them one by one (``tests/test_stack.py``). Data order is a pure function of
 ``(seed, epoch)``, random masks have their own saved generator, and checkpoints are atomic and
 hold the open logging window, so a run killed at any point resumes to the same final weights and
 the same ``log.csv`` as an uninterrupted one. A checkpoint records what it was made for (the SAE
@@ -37,11 +38,11 @@ ignored with a warning naming what differs, never resumed. Checkpoints load with
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import pickle
 import sys
-import copy
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
