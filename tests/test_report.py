@@ -87,17 +87,17 @@ def test_table5_means_over_seeds_and_claims(tmp_path):
     assert "W (paper)" in md and "W (authors' code)" in md and "0.860 ± 0.010" in md and "0.396" in md
 
 
-def test_table5_authors_code_cells_name_their_seed_count(tmp_path, monkeypatch):
+def test_table5_authors_code_cells_are_mean_and_std_of_their_seeds(tmp_path, monkeypatch):
     import vlsae.report.iso_toy as iso_toy
 
-    monkeypatch.setattr(iso_toy, "AUTHORS_CODE_TABLE5", {("exp2", "SAE"): (0.225, 0.032, 0.784, 0.058, 3),
-                                                          ("exp2", "SAE-A"): (0.145, 0.004, 0.851, 0.026, 2)})
+    monkeypatch.setattr(iso_toy, "AUTHORS_CODE_TABLE5", {("exp2", "SAE"): {"0-2*": (0.225, 0.784)},
+                                                          ("exp2", "SAE-A"): {"0": (0.1, 0.8), "1": (0.2, 0.9)}})
     iso_toy.write_table5(table5(_table5_rows(0.85)), str(tmp_path / "t.csv"), str(tmp_path / "t.md"))
     side = {cells[2]: cells for cells in ([c.strip() for c in line.split("|")[1:-1]]
                                           for line in (tmp_path / "t.md").read_text().splitlines()
                                           if line.startswith("| exp2") and line.count("±") >= 4)}
     assert side["SAE"][4] == "0.225 ± 0.032" and side["SAE"][7] == "0.784 ± 0.058"
-    assert side["SAE-A"][4] == "0.145 ± 0.004 (2 seeds)" and side["SAE-A"][7] == "0.851 ± 0.026 (2 seeds)"
+    assert side["SAE-A"][4] == "0.150 ± 0.071 (2 seeds)" and side["SAE-A"][7] == "0.850 ± 0.071 (2 seeds)"
     assert (tmp_path / "t.md").read_text().count("not run") == 4  # Exp. 1: W and mma of both models
 
 
