@@ -113,6 +113,8 @@ def test_paper_design():
     ({"real_saes": {"selections": {"het_table2": {"saes": ["s", "q"]}}}}, r"config key real_saes.selections.het_table2.saes: \['q'\] not in"),
     ({"real_saes": {"selections": {"het_table2": {"saes": ["s"], "models": ["dino"]}}}},
      r"config key real_saes.selections.het_table2.models: \['dino'\] not among"),
+    ({"real_saes": {"selections": {"het_table3": {"saes": ["a"], "models": ["toy-siglip"]}}}},
+     r"config key real_saes.selections.het_table3.models: 'a' is not trained on \['toy-siglip'\]"),
     ({"real_saes": {"fig2_saes": ["s"]}}, r"config key real_saes.fig2_saes: \['s'\] are not modality-specific"),
     ({"real_saes": {"monosemanticity_encoder": "dino"}}, "config key real_saes.monosemanticity_encoder: 'dino' not defined"),
     ({"real_saes": {"browser": {"shared_sae": "p"}}}, "config key real_saes.browser.shared_sae: 'p' is not a shared zoo member"),
