@@ -75,17 +75,18 @@ def test_tiny_config_end_to_end(repo, tmp_path):
         assert manifest["n_pairs"] == 48 - 2 and len(manifest["shards"]) == 3
         assert manifest["metadata"]["skipped_by_side"] == {"image": 2, "text": 1}
         assert len(pd.read_csv(store / "skipped.csv")) == 3
-    # evaluation suite: 2 zoo SAEs x 2 seeds per model, every table and figure
+    # evaluation suite: 3 zoo SAEs x 2 seeds per model, every table and figure
     encoders = pd.read_csv(results / "tables/iso_table6_encoders.csv")
     assert set(encoders["model"]) == {"toy-clip", "toy-siglip"} and encoders["recall@1"].between(0, 1).all()
     zoo = pd.read_csv(results / "tables/iso_table3_sae_zoo.csv")
-    assert list(zoo.columns[-4:]) == ["mp", "mp_std", "topk-specific", "topk-specific_std"]  # mean and std over seeds
+    assert list(zoo.columns[-6:]) == ["mp", "mp_std", "mp-a", "mp-a_std", "topk-specific", "topk-specific_std"]  # over seeds
     rows = zoo.set_index(["model", "eval_dataset", "metric"])
     clip = ("toy-clip", "toy-coco")
     assert rows.loc[(*clip, "l0"), "mp"] <= 2 and np.isfinite(rows.loc[(*clip, "stability"), "mp"])
     assert np.isfinite(rows.loc[(*clip, "p_acc"), "mp"]) and np.isnan(rows.loc[(*clip, "p_acc"), "topk-specific"])
     het = pd.read_csv(results / "tables/het_table1_retrieval.csv")
-    assert set(het["method"]) == {"mp", "topk-specific", "topk-specific + post-hoc"}
+    assert set(het["method"]) == {"topk-specific", "topk-specific + post-hoc"}     # selections.het_table1, on toy-clip
+    assert set(het["model"]) == {"toy-clip"} and set(het["section"]) == {"topk, K = 2"}
     on_coco = het["eval_dataset"] == "toy-coco"
     assert het.loc[on_coco, ["i2t_r@1", "t2i_r@10", "mse"]].notna().all().all()
     assert het.loc[~on_coco, ["zero_shot@1", "mse"]].notna().all().all()          # toy-imagenet rows
@@ -100,7 +101,7 @@ def test_tiny_config_end_to_end(repo, tmp_path):
     assert list(arithmetic["method"][:4]) == ["baseline_delta", "baseline_source", "Q", "Q_SAE"]
     assert arithmetic["recall"].between(0, 1).all() and arithmetic["eval_dataset"].eq("toy-fashioniq").all()
     steering = pd.read_csv(results / "tables/het_fig7_steering.csv")
-    assert set(steering["method"]) == {"mp", "topk-specific", "topk-specific + post-hoc"}
+    assert set(steering["method"]) == {"mp", "mp-a", "topk-specific", "topk-specific + post-hoc"}
     assert steering[["map", "mrr"]].stack().between(0, 1).all() and set(steering["alpha"]) == {0.0, 0.1, 0.25, 0.5, 1.0, 2.0}
     assert steering[["delta_cos", "preserve"]].notna().all().all()   # at alpha 0: the SAE's own reconstruction
     ms = pd.read_csv(results / "tables/het_fig8_monosemanticity.csv")
@@ -109,7 +110,7 @@ def test_tiny_config_end_to_end(repo, tmp_path):
         assert (results / f"figures/{name}.png").stat().st_size > 1000
     assert (results / "saes/toy-clip/toy-coco/topk-specific/seed1/alignment.npz").stat().st_size > 0
     assert not (results / "saes/toy-siglip/toy-coco/topk-specific").exists()     # the member trains on toy-clip only
-    assert set(het.loc[het["model"] == "toy-siglip", "method"]) == {"mp"}
+    assert set(steering.loc[steering["model"] == "toy-siglip", "method"]) == {"mp", "mp-a"}
     # the claims scorecard: synthetic claims checked, real-data claims not testable on the toy stores
     card = pd.read_csv(results / "tables/claims.csv", keep_default_na=False)
     assert set(card["status"]) <= {"holds", "fails", "not testable here"}

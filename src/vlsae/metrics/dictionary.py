@@ -28,7 +28,6 @@ atoms are ignored. With ``m = K`` this is the paper's permutation ``Pi``.
 from __future__ import annotations
 
 import numpy as np
-import ot
 import torch
 from scipy.optimize import linear_sum_assignment
 
@@ -78,6 +77,8 @@ def energy(codes: np.ndarray) -> np.ndarray:
 def transport_cost(x: np.ndarray, y: np.ndarray, mass_x: np.ndarray, mass_y: np.ndarray) -> float:
     """Exact OT (POT ``ot.emd``) between the rows of ``x`` and of ``y`` with masses ``mass_x``, ``mass_y``
     (each normalised to 1; rows without mass dropped) and cost ``1 - cos``; the total cost."""
+    import ot  # POT imports scipy.stats and its backends: loaded only where a plan is solved
+
     keep_x, keep_y = mass_x > 0, mass_y > 0
     cost = 1.0 - _unit_rows(x[keep_x]) @ _unit_rows(y[keep_y]).T
     plan = ot.emd(mass_x[keep_x] / mass_x[keep_x].sum(), mass_y[keep_y] / mass_y[keep_y].sum(), cost)

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import ot
 import torch
 
 FDA_DENOMINATORS = ("printed", "mass")
@@ -157,6 +156,8 @@ def transport_plan(energy_image: np.ndarray, energy_text: np.ndarray, atoms: np.
     ``1 - D D^T``. ``emd`` is the exact network-simplex plan (POT ``ot.emd``); ``sinkhorn`` an
     entropic approximation with regularisation ``reg`` (log-domain, faster, blurred plan). Atoms without energy
     in a modality carry no mass and are dropped from that side before solving."""
+    import ot  # POT imports scipy.stats and its backends: loaded only where a plan is solved
+
     a, b = energy_image / energy_image.sum(), energy_text / energy_text.sum()
     rows, cols = np.flatnonzero(a > 0), np.flatnonzero(b > 0)
     cost = np.asarray(atoms[rows], dtype=np.float64) @ np.asarray(atoms[cols], dtype=np.float64).T
