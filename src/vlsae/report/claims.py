@@ -193,7 +193,7 @@ def readme_block(cards: dict[str, pd.DataFrame]) -> str:
             cells = []
             for card in cards.values():
                 match = card[card["id"] == claim["id"]]
-                cells.append("" if match.empty else
+                cells.append("not in this run's scorecard (it predates the claim)" if match.empty else
                              f"{match['status'].iloc[0]}{': ' + match['ours'].iloc[0] if match['ours'].iloc[0] else ''}")
             lines.append(f"| {claim['claim']} ({claim['source']}) | {claim['paper']} | " + " | ".join(cells) + " |")
         lines.append("")
