@@ -169,7 +169,6 @@ class Design:
                 raise ConfigError(f"real_saes.zoo[{name}].align", "a modality-specific pair needs its alignment "
                                   "(post-hoc rows, Fig. 2)")
         shared = [n for n, s in self.zoo.items() if s.arrangement == "shared"]
-        trained_on = {e["name"]: e.get("models", self.embed["models"]) for e in self.real["zoo"]}
         for name, selection in self.real["selections"].items():
             unknown = sorted(set(selection["saes"]) - set(self.zoo))
             if unknown:
@@ -184,10 +183,11 @@ class Design:
             if unknown:
                 raise ConfigError(f"real_saes.selections.{name}.models", f"{unknown} not among embeddings.models")
             for sae in selection["saes"]:
-                untrained = sorted(set(selection.get("models", [])) - set(trained_on[sae]))
+                trained_on = self.zoo_where[sae][0]
+                untrained = sorted(set(selection.get("models", [])) - set(trained_on))
                 if untrained:
                     raise ConfigError(f"real_saes.selections.{name}.models",
-                                      f"{sae!r} is not trained on {untrained} (its real_saes.zoo models: {trained_on[sae]})")
+                                      f"{sae!r} is not trained on {untrained} (its real_saes.zoo models: {trained_on})")
         if self.bimodal_sae is not None and self.bimodal_sae not in shared:
             raise ConfigError("real_saes.bimodal_sae", f"{self.bimodal_sae!r} is not a shared SAE of real_saes.zoo "
                               f"(shared: {shared})")
