@@ -53,6 +53,23 @@ def test_batches_keep_pairs_and_shuffle_deterministically(tmp_path):
     assert len(list(store.iter_batches(128, drop_last=True))) == store.n_batches(128, drop_last=True) == 7
 
 
+def test_a_store_that_fits_the_cache_is_decoded_once_and_batches_alike(tmp_path, monkeypatch):
+    _write(tmp_path)  # 2 x 1000 x 8 float32 = 64,000 bytes
+    plain, cached, too_small = (EmbeddingStore(tmp_path, cache_mb=mb) for mb in (0, 64_000 / 2 ** 20, 63_999 / 2 ** 20))
+    assert cached.data_bytes == 64_000 and too_small._cache is None and plain._cache is None
+    epochs = [[b.pair_id for b in store.iter_batches(128, shuffle=True, seed=e)] for store in (plain, cached) for e in (0, 1)]
+    for a, b in zip(epochs[:2], epochs[2:]):
+        np.testing.assert_array_equal(np.concatenate(a), np.concatenate(b))
+    reads = []
+    monkeypatch.setattr(cached, "_table", lambda *args: reads.append(args) or pytest.fail("decoded again"))
+    batch = next(cached.iter_batches(1000, shuffle=True, seed=2))
+    assert not reads and batch.image.flags.writeable  # shuffled batches are copies the trainer may own
+    shard = cached.read_shard(0)
+    assert shard is cached.read_shard(0) and not shard.image.flags.writeable  # the cache itself is read-only
+    with pytest.raises(ValueError, match="read-only"):
+        shard.image[0, 0] = 1.0
+
+
 def test_rejects_wrong_shapes_and_incomplete_store(tmp_path):
     w = StoreWriter(tmp_path, 4)
     with pytest.raises(ValueError, match=r"text embeddings have shape \(2, 3\)"):

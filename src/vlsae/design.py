@@ -15,6 +15,7 @@ from pathlib import Path
 from .embed.readers import check_options
 from .embed.toy import TOY_CONCEPTS, TOY_OPTIONS
 from .sae import SAESpec
+from .store import TRAINING_CACHE_MB
 from .synth.iso import iso_dictionary_size
 
 
@@ -82,13 +83,13 @@ def square_mb(latents: list[int], bytes_per_pair: float) -> int:
 def train_mb(specs: list[SAESpec], dim: int, shard_pairs: int) -> int:
     """Memory of one training pass: per SAE its parameters with their gradients and two AdamW moments
     (``4 x 4`` bytes per parameter), plus the largest Matching Pursuit Gram matrix (``4 m^2`` bytes,
-    recomputed each step; at most its ``gram_budget_mb`` where one is set) and one shuffled shard of paired
-    embeddings (three copies)."""
+    recomputed each step; at most its ``gram_budget_mb`` where one is set), one shuffled shard of paired
+    embeddings (three copies) and the decoded store where it fits ``vlsae train``'s cache."""
     params = sum((1 if s.arrangement == "shared" else 2) * (2 * s.latents_per_sae * dim + s.latents_per_sae + dim) * 16
                  for s in specs)
     gram = max((min(4 * s.latents_per_sae ** 2, s.params.get("gram_budget_mb", float("inf")) * 2 ** 20)
                 for s in specs if s.architecture == "mp"), default=0)
-    return int(BASE_MB + (params + gram + 3 * 2 * shard_pairs * dim * 4) / 2 ** 20)
+    return int(BASE_MB + TRAINING_CACHE_MB + (params + gram + 3 * 2 * shard_pairs * dim * 4) / 2 ** 20)
 
 
 # Which evaluate_on stores each real-data suite runs on, by their layout.

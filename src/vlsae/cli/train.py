@@ -17,17 +17,19 @@ from .args import DEVICE, NON_NEGATIVE, arg, command, json_object, log, one_out_
          arg("--training", type=json_object, default={}, help="TrainConfig as JSON"),
          arg("--seed", type=NON_NEGATIVE, default=0),
          arg("--tensorboard", action="store_true", help="also log the training terms as TensorBoard events in each run folder"),
+         arg("--cache-mb", type=NON_NEGATIVE, default=None,
+             help="keep the decoded store in memory when it fits this many MiB (default: 1024; 0: stream every epoch)"),
          arg("--no-stack", dest="stack", action="store_false",
              help="train the SAEs one by one instead of stacking those of one architecture and shape (same weights)"),
          DEVICE)
 def train(a) -> None:
     from ..sae import SAESpec
     from ..sae.train import TrainConfig, train_paired_saes
-    from ..store import EmbeddingStore
+    from ..store import TRAINING_CACHE_MB, EmbeddingStore
 
     cfg = TrainConfig.from_dict(a.training)
     pairs = one_out_each(a.sae or [{}], a.out, "--sae")
-    store = EmbeddingStore(a.data)
+    store = EmbeddingStore(a.data, cache_mb=TRAINING_CACHE_MB if a.cache_mb is None else a.cache_mb)
     runs = [(SAESpec.from_dict(spec, store.dim), out) for spec, out in pairs]
     train_paired_saes(runs, store, cfg, seed=a.seed, device=a.device, tensorboard=a.tensorboard, stack=a.stack)
 
