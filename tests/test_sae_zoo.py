@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vlsae.sae import ARCHITECTURES, BatchTopKSAE, JumpReLUSAE, MatchingPursuitSAE, ReLUSAE, SAESpec, TopKSAE, build_sae
-from vlsae.sae.base import Code
+from vlsae.sae.base import Code, SparseAutoencoder, stack_saes
 from vlsae.sae.train import TrainConfig, auxk_loss, train_paired_sae, train_paired_saes
 from vlsae.store import EmbeddingStore, StoreWriter
 
@@ -125,6 +125,31 @@ def test_mp_gradient_equals_backprop_through_alg1(batch, selection):
         r, out = r - zi * sae.W_dec[i], out + zi * sae.W_dec[i]
     out.pow(2).sum().backward()
     torch.testing.assert_close(fast, sae.W_dec.grad)
+
+
+@pytest.mark.parametrize("batch", [20, 60])  # per-sample products, or the Gram matrix (as above)
+def test_mp_squared_errors_from_the_support_equal_decoding(batch):
+    """||r_0 - A^T z||^2 = ||r_0||^2 - 2 z . A r_0 + z^T A A^T z: value and gradients (atoms and pre-bias) of the
+    decoded squared error, also for atoms off the unit sphere (the ``full`` decoder gradient's radial part) and for
+    each member of a stack."""
+    torch.manual_seed(0)
+    saes = [MatchingPursuitSAE(8, 32, k=5, pre_bias=True).double() for _ in range(2)]
+    x = torch.randn(batch, 8, dtype=torch.float64)
+    with torch.no_grad():
+        for sae in saes:
+            sae.W_dec.mul_(torch.rand(32, 1, dtype=torch.float64) + 0.5)
+            sae.b_dec.normal_(0, 0.3)
+    for sae in saes + [stack_saes(saes)]:
+        decoded, code = SparseAutoencoder.squared_errors(sae, x)
+        decoded.sum().backward()
+        grads = [p.grad.clone() for p in (sae.W_dec, sae.b_dec)]
+        sae.zero_grad()
+        energy, same = sae.squared_errors(x)
+        assert torch.equal(same.indices, code.indices) and energy.shape == decoded.shape
+        torch.testing.assert_close(energy, decoded)
+        energy.sum().backward()
+        for p, g in zip((sae.W_dec, sae.b_dec), grads):
+            torch.testing.assert_close(p.grad, g)
 
 
 def test_mp_uses_the_gram_matrix_only_within_its_memory_budget_and_when_cheaper():
@@ -289,14 +314,14 @@ def test_auxk_loss_closed_form_and_only_dead_latents_learn():
         sae.W_enc.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]))
         sae.W_dec.copy_(sae.W_enc)
     x = torch.tensor([[2.0, 1.0], [3.0, 0.5]])
-    x_hat, code = sae(x)  # latent 0 explains the first coordinate; residual is (0, x_2)
+    code = sae.encode(x)  # latent 0 explains the first coordinate; residual is (0, x_2)
     dead = torch.tensor([False, True, True])
-    loss = auxk_loss(sae, x, x_hat, dead, k=1)
+    loss = auxk_loss(sae, x, code, dead, k=1)
     # e = [[0, 1], [0, 0.5]]; dead latent 1 scores x_2 > 0 and rebuilds e exactly -> loss 0
     assert loss.item() == pytest.approx(0.0, abs=1e-12)
     with torch.no_grad():
         sae.W_dec[1] = torch.tensor([0.6, 0.8])
-    loss = auxk_loss(sae, x, x_hat, dead, k=1)
+    loss = auxk_loss(sae, x, code, dead, k=1)
     e, e_hat = torch.tensor([[0.0, 1.0], [0.0, 0.5]]), torch.tensor([[0.6, 0.8], [0.3, 0.4]])
     expected = (e - e_hat).pow(2).sum() / (e - e.mean(0)).pow(2).sum()
     assert loss.item() == pytest.approx(float(expected))

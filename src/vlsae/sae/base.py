@@ -120,11 +120,15 @@ class SparseAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> Code:
         """Code of ``x`` (``B x d``, read by every member, or ``S x B x d``); ``keep`` (0/1, ``B x m`` or
         ``S x B x m``) masks latents out of the selection. The rows of a stack's code are member-major."""
+        return self.encode_stack(*self.per_member(x, keep))
+
+    def per_member(self, x: torch.Tensor, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x`` as ``S x B x d`` and ``keep`` as ``S x B x m`` (a ``B x ...`` tensor is read by every member)."""
         members = self.stack
         x = x if x.dim() == 3 else x.unsqueeze(0).expand(members, -1, -1)
         if keep is not None and keep.dim() == 2:
             keep = keep.unsqueeze(0).expand(members, -1, -1)
-        return self.encode_stack(x, keep)
+        return x, keep
 
     def encode_stack(self, x: torch.Tensor, keep: torch.Tensor | None) -> Code:  # pragma: no cover - abstract
         """The architecture: the code of ``S x B x d`` inputs (``keep``: ``S x B x m`` or None)."""
@@ -149,6 +153,12 @@ class SparseAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, Code]:
         code = self.encode(x, keep)
         return self.decode(code), code
+
+    def squared_errors(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, Code]:
+        """Per-sample ``||x - x_hat||^2`` (``B``; ``S x B`` for a stack) and the code: what training's reconstruction
+        terms read. Decodes here; an architecture may read it off its code without decoding (Matching Pursuit)."""
+        x_hat, code = self(x, keep)
+        return (x - x_hat.to(x.dtype)).pow(2).sum(-1), code  # x_hat in bf16 under autocast: the error in x's dtype
 
     def after_step_(self, codes: list[Code]) -> None:
         """Adapt state to this step's codes (of every modality this SAE encodes); nothing by default."""

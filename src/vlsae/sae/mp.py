@@ -13,6 +13,8 @@ the triangular system ``z_t = w_{i_t} . r_0 - sum_{s<t} z_s w_{i_s} . w_{i_t}``,
 unrolled recurrence: gradients equal those of back-propagating through Alg. 1, and touch only the
 ``k`` selected atoms per sample (the picked correlations ``w_{i_t} . r_0`` back-propagate through a sparse
 kernel, O(B k d), not through the dense ``B x m`` correlations). ``G`` is cached between calls in eval mode.
+Training never decodes: the squared error is read off the same ``k x k`` system,
+``||r_0 - A^T z||^2 = ||r_0||^2 - 2 z . A r_0 + z^T A A^T z`` (:meth:`MatchingPursuitSAE.squared_errors`).
 
 Memory: ``G`` takes ``4 m^2`` bytes (9.7 GB at ISO Table 4's ``m = 64 x 768``). It is used only
 while it fits ``gram_budget_mb`` (default: a quarter of the device's memory) and, in training, where
@@ -116,10 +118,10 @@ class MatchingPursuitSAE(SparseAutoencoder):
         atoms, slot = torch.unique(picks, return_inverse=True)
         return (w.index_select(0, atoms) @ w.T).index_select(0, slot)
 
-    def support_values(self, r0: torch.Tensor, picks: torch.Tensor, corr: torch.Tensor | None = None,
-                       gram: torch.Tensor | None = None) -> torch.Tensor:
-        """Differentiable MP values on a fixed support: solve ``(I + tril(A A^T, -1)) z = A r_0`` per sample
-        (``S x B x k``).
+    def support(self, r0: torch.Tensor, picks: torch.Tensor, corr: torch.Tensor | None = None,
+                gram: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(z, A r_0, A A^T)`` of the picked atoms ``A`` (``S x B x k``, ``S x B x k``, ``S x B x k x k``): ``z`` are
+        the differentiable MP values on the fixed support, the solution of ``(I + tril(A A^T, -1)) z = A r_0``.
 
         With :meth:`dense_products`, ``A A^T`` is gathered from ``gram = W W^T`` (with autograd) and ``A r_0`` from
         ``corr = r_0 W^T`` (without: :func:`~vlsae.sae.kernels.picked_correlations` back-propagates through the
@@ -134,19 +136,34 @@ class MatchingPursuitSAE(SparseAutoencoder):
                         corr = torch.bmm(r0, w.transpose(1, 2))
                 gram = torch.bmm(w, w.transpose(1, 2)) if gram is None else gram
                 pairs = (picks[..., :, None] * self.m + picks[..., None, :]).view(stack, -1)
-                system = gram.view(stack, -1).gather(1, pairs).view(stack, batch, k, k)
+                products = gram.view(stack, -1).gather(1, pairs).view(stack, batch, k, k)
                 corr0 = picked_correlations(r0, w, picks, corr)
             else:
                 offsets = (torch.arange(stack, device=r0.device) * self.m)[:, None, None]
                 atoms = w.reshape(stack * self.m, -1)[picks + offsets]  # S x B x k x d
                 corr0 = torch.einsum("sbkd,sbd->sbk", atoms, r0)
-                system = atoms @ atoms.transpose(-1, -2)
-            system = torch.tril(system, diagonal=-1) + torch.eye(k, dtype=system.dtype, device=system.device)
-            return torch.linalg.solve_triangular(system, corr0[..., None], upper=False, unitriangular=True)[..., 0]
+                products = atoms @ atoms.transpose(-1, -2)
+            system = torch.tril(products, diagonal=-1) + torch.eye(k, dtype=products.dtype, device=products.device)
+            z = torch.linalg.solve_triangular(system, corr0[..., None], upper=False, unitriangular=True)[..., 0]
+            return z, corr0, products
 
     def encode_stack(self, x: torch.Tensor, keep: torch.Tensor | None) -> Code:
-        """Alg. 1 on ``r_0 = x - b_dec``; for small dictionaries the correlations ``r_0 W^T`` and, in training,
-        the Gram matrix are computed once, with autograd, and serve both the selection and the values."""
+        return self.pursue(x, keep)[0]
+
+    def squared_errors(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, Code]:
+        """``||x - x_hat||^2 = ||r_0 - A^T z||^2 = ||r_0||^2 - 2 z . A r_0 + z^T A A^T z`` per sample, from the
+        ``k``-dimensional support system (:meth:`support`) without decoding: the same value and gradient as
+        decoding (to rounding) with no ``B x d`` product or its backward (1.5x faster training, ISO's toy sizes;
+        ``benchmarks/sae_speed.py``)."""
+        code, r0, (z, corr0, products) = self.pursue(*self.per_member(x, keep))
+        quadratic = (products * (z[..., :, None] * z[..., None, :])).sum((-2, -1))
+        energy = r0.to(z.dtype).pow(2).sum(-1) - 2 * (z * corr0).sum(-1) + quadratic
+        return (energy if self.stacked else energy[0]), code
+
+    def pursue(self, x: torch.Tensor, keep: torch.Tensor | None):
+        """Alg. 1 on ``S x B x d`` inputs, ``r_0 = x - b_dec``: ``(code, r_0, support)``, ``support`` the
+        ``(z, A r_0, A A^T)`` of :meth:`support`. For small dictionaries the correlations ``r_0 W^T`` and, in
+        training, the Gram matrix are computed once, with autograd, and serve both the selection and the values."""
         if keep is not None:
             raise ValueError("Matching Pursuit has no pre-activations to mask; use mask_p: 0 with architecture mp")
         r0 = x - self.p(self.b_dec)[:, None, :]
@@ -158,8 +175,8 @@ class MatchingPursuitSAE(SparseAutoencoder):
                     corr = torch.bmm(r0.to(self._dtype), w.transpose(1, 2))
                 gram = torch.bmm(w, w.transpose(1, 2)) if torch.is_grad_enabled() else self.gram()
         picks = self.select(r0, corr, gram)
-        values = self.support_values(r0, picks, corr, gram)
-        return Code(values.flatten(0, 1), picks.flatten(0, 1), self.m, stack=len(x))
+        support = self.support(r0, picks, corr, gram)
+        return Code(support[0].flatten(0, 1), picks.flatten(0, 1), self.m, stack=len(x)), r0, support
 
     def aux_scores(self, x: torch.Tensor, residual: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """Correlation of the final residual with the dead atoms (MP's own selection score)."""

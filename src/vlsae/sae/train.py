@@ -6,7 +6,7 @@ Objective on a paired batch ``(x, y)`` (HET eq. 4, summed over modalities)::
         + sum_a w_a * aux_a(z_img, z_txt)                (Iso-Energy, group-sparse: losses.py)
         + auxk_coeff * AuxK                              (optional, dead latents)
 
-with ``R`` one of :data:`RECONSTRUCTIONS` (:func:`reconstruction_loss`): ``mse`` is HET eq. 4's
+with ``R`` one of :data:`RECONSTRUCTIONS` (:func:`reconstruction_term`): ``mse`` is HET eq. 4's
 ``E||x - x_hat||^2``; ``fvu`` and ``element_mean`` are the HET and ISO authors' codes.
 
 Protocol (HET E.2/E.4): AdamW, linear warmup then constant or cosine decay to 0 (or PyTorch's
@@ -139,7 +139,13 @@ class TrainConfig:
 
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "mse") -> torch.Tensor:
     """One modality's reconstruction term over a batch of ``B x d`` inputs (per member of a stack: ``x_hat``
-    ``S x B x d`` gives ``S`` terms).
+    ``S x B x d`` gives ``S`` terms); :func:`reconstruction_term` of the squared errors ``||x - x_hat||^2``."""
+    return reconstruction_term(x, (x - x_hat).pow(2).sum(-1), kind)
+
+
+def reconstruction_term(x: torch.Tensor, sse: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """One modality's reconstruction term from the per-sample squared errors ``sse = ||x - x_hat||^2`` (``B``, or
+    ``S x B`` for a stack: ``S`` terms) of the ``B x d`` inputs ``x``:
 
     * ``mse``: ``E ||x - x_hat||^2`` (HET eq. 4);
     * ``fvu``: ``sum ||x - x_hat||^2 / sum ||x - mean_batch(x)||^2``, the fraction of the batch's variance
@@ -147,7 +153,6 @@ def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "mse")
     * ``element_mean``: ``E ||x - x_hat||^2 / (2 d)``; the image and text terms then add up to the mean
       squared error per element of the concatenated batch ``[x; y]`` (the ISO authors' code).
     """
-    sse = (x - x_hat).pow(2).sum(-1)
     if kind == "mse":
         return sse.mean(-1)
     if kind == "fvu":
@@ -157,9 +162,11 @@ def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "mse")
     raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {kind!r}")
 
 
-def auxk_loss(sae: SparseAutoencoder, x: torch.Tensor, x_hat: torch.Tensor, dead: torch.Tensor, k: int) -> torch.Tensor:
-    """AuxK: ``||e - e_hat||^2 / ||e - mean(e)||^2`` with ``e_hat`` decoded from the top-k dead latents."""
-    residual = (x - x_hat).detach().float()
+def auxk_loss(sae: SparseAutoencoder, x: torch.Tensor, code: Code, dead: torch.Tensor, k: int) -> torch.Tensor:
+    """AuxK: ``||e - e_hat||^2 / ||e - mean(e)||^2`` with ``e = x - x_hat`` (the code decoded, no gradient) and
+    ``e_hat`` decoded from the top-k dead latents."""
+    with torch.no_grad():
+        residual = (x - sae.decode(code)).float()
     latents = dead.nonzero().squeeze(1)
     values, picks = sae.aux_scores(x, residual, latents).topk(min(k, latents.numel()), dim=-1)
     e_hat = F.embedding_bag(latents[picks], sae.W_dec, per_sample_weights=F.relu(values).to(sae.W_dec.dtype),
@@ -260,8 +267,8 @@ class _Group:
         model, cfg = self.model, self.cfg
         keep = self._keep(inputs["image"].shape[0], model.side("image").m, inputs["image"].device)
         with autocast:
-            outs = {s: model.side(s)(inputs[s], keep) for s in MODALITIES}
-            terms = {f"rec_{s}": reconstruction_loss(inputs[s], outs[s][0].float(), cfg.reconstruction) for s in MODALITIES}
+            outs = {s: model.side(s).squared_errors(inputs[s], keep) for s in MODALITIES}
+            terms = {f"rec_{s}": reconstruction_term(inputs[s], outs[s][0], cfg.reconstruction) for s in MODALITIES}
             for s in MODALITIES:
                 if outs[s][1].penalty is not None:
                     terms[f"sparsity_{s}"] = outs[s][1].penalty
@@ -272,7 +279,7 @@ class _Group:
                 for s in MODALITIES:
                     dead = self.idle[model.component_of(s)][0] >= cfg.dead_after
                     if dead.any():
-                        terms[f"auxk_{s}"] = cfg.auxk_coeff * auxk_loss(model.side(s), inputs[s], outs[s][0], dead,
+                        terms[f"auxk_{s}"] = cfg.auxk_coeff * auxk_loss(model.side(s), inputs[s], outs[s][1], dead,
                                                                         cfg.auxk_k)
             terms = {name: value.reshape(-1) for name, value in terms.items()}
             loss = sum(terms.values())
