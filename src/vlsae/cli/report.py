@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report.real import FIGURES, TABLES
-from .args import (DEVICE, METRICS_IN, POSITIVE, REPORT_OUTPUTS, RUNS, TABLE_OUTPUTS, arg, command, each_run, json_object,
+from .args import (DEVICE, LazyChoices, METRICS_IN, POSITIVE, REPORT_OUTPUTS, RUNS, TABLE_OUTPUTS, arg, command, each_run, json_object,
                    key_value, log, read_tidy)
 
 
@@ -121,7 +120,8 @@ def _selected(tidy, saes: list[str], models: list[str]):
 
 
 @command("report-table", "a real-data table (ISO Tables 3, 6, 7-8, 9-12, HET Table 1) from tidy metrics", METRICS_IN,
-         arg("--kind", required=True, choices=sorted(TABLES)), SAE_FILTER, MODEL_FILTER, *TABLE_OUTPUTS)
+         arg("--kind", required=True, choices=LazyChoices("vlsae.report.real", "TABLES"), metavar="KIND",
+             help="which table (ISO Table 3, 6, ...: a wrong one lists them)"), SAE_FILTER, MODEL_FILTER, *TABLE_OUTPUTS)
 def report_table(a) -> None:
     from ..report.real import write_kind
 
@@ -130,7 +130,8 @@ def report_table(a) -> None:
 
 @command("report-figure", "a real-data figure: HET Fig. 7 (eval-steering), Fig. 8 (eval-monosemanticity) or ISO "
          "Figs. 7-8 (eval-saes of the beta sweep) from tidy metrics", METRICS_IN,
-         arg("--kind", required=True, choices=FIGURES), SAE_FILTER, MODEL_FILTER, *REPORT_OUTPUTS)
+         arg("--kind", required=True, choices=LazyChoices("vlsae.report.real", "FIGURES"), metavar="KIND",
+             help="which figure (a wrong one lists them)"), SAE_FILTER, MODEL_FILTER, *REPORT_OUTPUTS)
 def report_figure(a) -> None:
     from ..report.real import write_figure
 

@@ -34,11 +34,7 @@ from scipy.optimize import linear_sum_assignment
 from ..sae import PairedSAE
 from ..store import MODALITIES, EmbeddingStore
 from ..synth.iso import TRUTHS, IsoGroundTruth
-
-
-def _unit_rows(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
-    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+from . import unit_rows
 
 
 def _check_at_least(learned: int, truth: int, what: str) -> None:
@@ -51,7 +47,7 @@ def wasserstein_atoms(learned: np.ndarray, truth: np.ndarray, sign_invariant: bo
     if learned.shape[1] != truth.shape[1]:
         raise ValueError(f"atoms differ in dimension: {learned.shape[1]} and {truth.shape[1]}")
     _check_at_least(len(learned), len(truth), "atoms")
-    cos = _unit_rows(learned) @ _unit_rows(truth).T
+    cos = unit_rows(learned) @ unit_rows(truth).T
     if sign_invariant:
         cos = np.abs(cos)
     cost = np.sqrt(np.clip(2.0 - 2.0 * cos, 0.0, None))  # ||a - b|| for unit a, b
@@ -64,7 +60,7 @@ def mean_matching_accuracy(codes: np.ndarray, truth: np.ndarray) -> float:
     if codes.shape[0] != truth.shape[0]:
         raise ValueError(f"codes cover {codes.shape[0]} samples, the truth {truth.shape[0]}")
     _check_at_least(codes.shape[1], truth.shape[1], "latents")
-    cos = _unit_rows(np.asarray(codes).T) @ _unit_rows(np.asarray(truth).T).T
+    cos = unit_rows(np.asarray(codes).T) @ unit_rows(np.asarray(truth).T).T
     rows, cols = linear_sum_assignment(cos, maximize=True)
     return float(cos[rows, cols].mean())
 
@@ -80,7 +76,7 @@ def transport_cost(x: np.ndarray, y: np.ndarray, mass_x: np.ndarray, mass_y: np.
     import ot  # POT imports scipy.stats and its backends: loaded only where a plan is solved
 
     keep_x, keep_y = mass_x > 0, mass_y > 0
-    cost = 1.0 - _unit_rows(x[keep_x]) @ _unit_rows(y[keep_y]).T
+    cost = 1.0 - unit_rows(x[keep_x]) @ unit_rows(y[keep_y]).T
     plan = ot.emd(mass_x[keep_x] / mass_x[keep_x].sum(), mass_y[keep_y] / mass_y[keep_y].sum(), cost)
     return float((plan * cost).sum())
 

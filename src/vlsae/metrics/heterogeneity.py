@@ -16,13 +16,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from .dictionary import _unit_rows
+from . import unit_rows
 
 
 def normalised(m):
     """Unit rows (float32) of a dense array or a scipy sparse matrix (zero rows stay zero)."""
     if not sparse.issparse(m):
-        return _unit_rows(m).astype(np.float32)
+        return unit_rows(m).astype(np.float32)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(1)).ravel())
     return sparse.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ sparse.csr_matrix(m)
 
@@ -72,7 +72,7 @@ def direction_histogram(atoms_image: np.ndarray, atoms_text: np.ndarray, correla
     """Counts of ``1 - cos(V_i, W_i)`` over aligned latent pairs ``i`` (rows of the two ``K x d``
     dictionaries, text already permuted), in a ``len(corr_bins)-1 x len(distance_bins)-1`` grid of
     correlation bins by distance bins. Pairs with NaN correlation (unmatched) are skipped."""
-    distance = 1.0 - (_unit_rows(atoms_image) * _unit_rows(atoms_text)).sum(1)
+    distance = 1.0 - (unit_rows(atoms_image) * unit_rows(atoms_text)).sum(1)
     keep = ~np.isnan(correlation)
     return _binned(correlation[keep], distance[keep], corr_bins, distance_bins)
 
@@ -94,7 +94,7 @@ def pair_histogram(correlation_rows, live_image: np.ndarray, live_text: np.ndarr
     are binned at a time, so memory is ``O(block x m)`` whatever ``m``: the ``m^2`` pairs are never held.
     """
     rows, cols = np.flatnonzero(live_image), np.flatnonzero(live_text)
-    image, text = _unit_rows(atoms_image[rows]), _unit_rows(atoms_text[cols])
+    image, text = unit_rows(atoms_image[rows]), unit_rows(atoms_text[cols])
     counts = np.zeros((len(corr_bins) - 1, len(distance_bins) - 1))
     for start in range(0, len(rows), block):
         corr = correlation_rows(rows[start:start + block])[:, cols]

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.linalg
 from scipy.optimize import linear_sum_assignment
 
-from .dictionary import _unit_rows
+from . import unit_rows
 
 
 def stable_rank(m: np.ndarray) -> float:
@@ -50,7 +50,7 @@ def _ranks(spectrum: np.ndarray) -> tuple[float, float]:
 def coherence(atoms: np.ndarray, block: int = 1024) -> float:
     """``max_{i != j} D_i^T D_j`` over unit-normalised atoms (rows), signed as in ISO E.2.1; ``D D^T`` in
     row blocks, never whole."""
-    unit = _unit_rows(atoms)
+    unit = unit_rows(atoms)
     best = -np.inf
     for start in range(0, len(unit), block):
         gram = unit[start:start + block] @ unit.T
@@ -100,7 +100,7 @@ def coactivation_structure(gram: np.ndarray, atoms: np.ndarray) -> dict[str, flo
     connectivity = 1.0 - np.count_nonzero(g) / k ** 2
     # ReLU(-(Z^T Z) * (D D^T)) into a second buffer (D D^T in row blocks), then the spectrum of Z^T Z in place
     interference = np.empty_like(g)
-    unit = _unit_rows(atoms[live]).astype(np.float32)
+    unit = unit_rows(atoms[live]).astype(np.float32)
     for start in range(0, k, 1024):
         rows = slice(start, start + 1024)
         np.multiply(g[rows], -(unit[rows] @ unit.T), out=interference[rows])
@@ -177,7 +177,7 @@ def stability(dictionaries: list[np.ndarray], sign_invariant: bool = False) -> f
     distances = []
     for i in range(len(dictionaries)):
         for j in range(i + 1, len(dictionaries)):
-            cos = _unit_rows(dictionaries[i]) @ _unit_rows(dictionaries[j]).T
+            cos = unit_rows(dictionaries[i]) @ unit_rows(dictionaries[j]).T
             cos = np.abs(cos) if sign_invariant else cos
             rows, cols = linear_sum_assignment(cos, maximize=True)
             distances.append(1.0 - cos[rows, cols].mean())
