@@ -91,9 +91,9 @@ def _vlsae(arch, d, m, k):
 
     sae = build_sae(arch, d, m, **({"l1": L1} if arch == "relu" else {"k": k}))
 
-    def loss(x):
-        x_hat, code = sae(x)
-        return _mse(x, x_hat) + (code.penalty if code.penalty is not None else 0)
+    def loss(x):  # as vlsae's trainer reads it (MP: off the support, without decoding)
+        sse, code = sae.squared_errors(x)
+        return sse.mean() + (code.penalty if code.penalty is not None else 0)
 
     return sae, loss, sae.remove_parallel_grad_, sae.normalize_decoder_
 

@@ -1,5 +1,7 @@
 # Several SAEs per pass over a store where they share data and seed: the HET SAEs of one (alpha,
 # seed), the ISO SAE and SAE-A of one experiment, the zoo members of one real store and protocol.
+# The synthetic training jobs are the workflow's longest (ISO Table 5's: minutes each): they start
+# first among ready jobs (priority), so that short jobs fill the other cores instead of a long tail.
 
 
 rule train_het_references:
@@ -12,6 +14,7 @@ rule train_het_references:
         f"{RESULTS}/logs/train/het-alpha{{alpha}}/references-seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/het-alpha{{alpha}}/references-seed{{seed}}.tsv"
+    priority: 10
     conda:
         "../../environment.yml"
     threads: 1
@@ -59,6 +62,7 @@ rule train_iso_toy:
         f"{RESULTS}/logs/train/iso-{{experiment}}-seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/iso-{{experiment}}-seed{{seed}}.tsv"
+    priority: 20
     conda:
         "../../environment.yml"
     threads: 1
