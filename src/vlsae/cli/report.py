@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .args import (DEVICE, LazyChoices, METRICS_IN, POSITIVE, REPORT_OUTPUTS, RUNS, TABLE_OUTPUTS, arg, command, each_run, json_object,
-                   key_value, log, read_tidy)
+from .args import (DEVICE, METRICS_IN, POSITIVE, REPORT_OUTPUTS, RUNS, TABLE_OUTPUTS, LazyChoices, arg, command, each_run,
+                   json_object, key_value, log, read_tidy)
 
 
 @command("report-het-fig5", "HET Fig. 5 table and figure from tidy metrics", METRICS_IN, *REPORT_OUTPUTS)

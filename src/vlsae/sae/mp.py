@@ -152,15 +152,15 @@ class MatchingPursuitSAE(SparseAutoencoder):
 
     def squared_errors(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, Code]:
         """``||x - x_hat||^2 = ||r_0 - A^T z||^2 = ||r_0||^2 - 2 z . A r_0 + z^T A A^T z`` per sample, from the
-        ``k``-dimensional support system (:meth:`support`) without decoding: the same value and gradient as
-        decoding (to rounding) with no ``B x d`` product or its backward (1.5x faster training, ISO's toy sizes;
-        ``benchmarks/sae_speed.py``)."""
+        ``k``-dimensional support system (:meth:`support`) without decoding: the value and gradient of decoding, to
+        rounding relative to ``||r_0||^2``, with no ``B x d`` product or its backward (a 1.6x faster training step
+        at ISO Table 5's sizes: ``benchmarks/sae_speed.py``, ``mp-decode``)."""
         code, r0, (z, corr0, products) = self.pursue(*self.per_member(x, keep))
         quadratic = (products * (z[..., :, None] * z[..., None, :])).sum((-2, -1))
         energy = r0.to(z.dtype).pow(2).sum(-1) - 2 * (z * corr0).sum(-1) + quadratic
         return (energy if self.stacked else energy[0]), code
 
-    def pursue(self, x: torch.Tensor, keep: torch.Tensor | None):
+    def pursue(self, x: torch.Tensor, keep: torch.Tensor | None) -> tuple[Code, torch.Tensor, tuple[torch.Tensor, ...]]:
         """Alg. 1 on ``S x B x d`` inputs, ``r_0 = x - b_dec``: ``(code, r_0, support)``, ``support`` the
         ``(z, A r_0, A A^T)`` of :meth:`support`. For small dictionaries the correlations ``r_0 W^T`` and, in
         training, the Gram matrix are computed once, with autograd, and serve both the selection and the values."""
