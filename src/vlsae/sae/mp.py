@@ -153,7 +153,7 @@ class MatchingPursuitSAE(SparseAutoencoder):
     def squared_errors(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, Code]:
         """``||x - x_hat||^2 = ||r_0 - A^T z||^2 = ||r_0||^2 - 2 z . A r_0 + z^T A A^T z`` per sample, from the
         ``k``-dimensional support system (:meth:`support`) without decoding: the value and gradient of decoding, to
-        rounding relative to ``||r_0||^2``, with no ``B x d`` product or its backward (a 1.6x faster training step
+        rounding relative to ``||r_0||^2``, with no ``B x d`` product or its backward (a training step 1.2x faster
         at ISO Table 5's sizes: ``benchmarks/sae_speed.py``, ``mp-decode``)."""
         code, r0, (z, corr0, products) = self.pursue(*self.per_member(x, keep))
         quadratic = (products * (z[..., :, None] * z[..., None, :])).sum((-2, -1))
