@@ -59,10 +59,14 @@ class DenseBatchTopK(BatchTopKSAE):
         return self.activate(self.pre_activation(x))
 
 
-class NaiveMP(MatchingPursuitSAE):
-    """ISO Alg. 1 verbatim: ``c = r D^T`` recomputed at every step, autograd through the loop, then decoded."""
+class DecodedMP(MatchingPursuitSAE):
+    """The fast MP with the generic loss: decode ``x_hat``, then ``||x - x_hat||^2``."""
 
     squared_errors = SparseAutoencoder.squared_errors
+
+
+class NaiveMP(DecodedMP):
+    """ISO Alg. 1 verbatim: ``c = r D^T`` recomputed at every step, autograd through the loop, then decoded."""
 
     def encode(self, x: torch.Tensor, keep=None) -> Code:
         r = x - self.b_dec
@@ -75,12 +79,6 @@ class NaiveMP(MatchingPursuitSAE):
             values.append(z[:, 0])
             picks.append(i)
         return Code(torch.stack(values, 1), torch.stack(picks, 1), self.m)
-
-
-class DecodedMP(MatchingPursuitSAE):
-    """The fast MP with the generic loss: decode ``x_hat``, then ``||x - x_hat||^2``."""
-
-    squared_errors = SparseAutoencoder.squared_errors
 
 
 def _sync(dev: torch.device) -> None:
