@@ -144,11 +144,11 @@ class SparseAutoencoder(nn.Module):
         w, b = self.p(self.W_dec), self.p(self.b_dec)
         members, m, d = w.shape
         if code.indices is None:
-            out = torch.bmm(code.values.view(members, -1, m).to(w.dtype), w)
+            out = member_products(code.values.view(members, -1, m).to(w.dtype), w)
         else:
             out = sparse_decode(code.global_indices(), code.values.to(w.dtype), w.reshape(members * m, d)).view(members, -1, d)
         out = out + b[:, None, :]
-        return out if self.stacked else out[0]
+        return out if self.stacked else out.squeeze(0)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, Code]:
         code = self.encode(x, keep)
@@ -223,9 +223,9 @@ class EncoderSAE(SparseAutoencoder):
         ``W_enc x + (b_enc - W_enc b_dec)``: the pre-bias's gradient is then an ``m x d`` product instead of a
         ``B x m x d`` one (a sixth of a dense step)."""
         w = self.p(self.W_enc)
-        bias = self.p(self.b_enc) - torch.stack([w_s @ b_s for w_s, b_s in zip(w, self.p(self.b_dec))])
-        pre = torch.baddbmm(bias[:, None, :], as_stack(x), w.transpose(1, 2))
-        return pre if x.dim() == 3 else pre[0]
+        bias = self.p(self.b_enc) - torch.stack([w_s @ b_s for w_s, b_s in zip(w.unbind(), self.p(self.b_dec).unbind())])
+        pre = member_products(as_stack(x), w.transpose(1, 2), bias)
+        return pre if x.dim() == 3 else pre.squeeze(0)
 
     def activate(self, pre: torch.Tensor) -> Code:  # pragma: no cover - abstract
         """The architecture's non-linearity on ``S x B x m`` pre-activations (``B x m``: one member)."""
@@ -238,6 +238,15 @@ class EncoderSAE(SparseAutoencoder):
     def aux_scores(self, x: torch.Tensor, residual: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """The dead latents' own pre-activations (Gao et al.'s AuxK)."""
         return F.linear(x - self.b_dec, self.W_enc[latents], self.b_enc[latents])
+
+
+def member_products(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``a_s b_s (+ bias_s)`` per member (``S x B x n``, ``S x n x m``, ``S x m``): ``bmm``/``baddbmm``, or ``mm``/``addmm``
+    for one member (the same kernel per member; ``bmm`` of one is slower on the CPU, and its backward copies)."""
+    if len(a) > 1:
+        return torch.bmm(a, b) if bias is None else torch.baddbmm(bias[:, None, :], a, b)
+    a, b = a.squeeze(0), b.squeeze(0)  # views, unlike a[0], whose backward fills a zero tensor to copy into
+    return (torch.mm(a, b) if bias is None else torch.addmm(bias.squeeze(0), a, b)).unsqueeze(0)
 
 
 def as_stack(pre: torch.Tensor) -> torch.Tensor:

@@ -158,7 +158,7 @@ class MatchingPursuitSAE(SparseAutoencoder):
         code, r0, (z, corr0, products) = self.pursue(*self.per_member(x, keep))
         quadratic = (products * (z[..., :, None] * z[..., None, :])).sum((-2, -1))
         energy = r0.to(z.dtype).pow(2).sum(-1) - 2 * (z * corr0).sum(-1) + quadratic
-        return (energy if self.stacked else energy[0]), code
+        return (energy if self.stacked else energy.squeeze(0)), code
 
     def pursue(self, x: torch.Tensor, keep: torch.Tensor | None) -> tuple[Code, torch.Tensor, tuple[torch.Tensor, ...]]:
         """Alg. 1 on ``S x B x d`` inputs, ``r_0 = x - b_dec``: ``(code, r_0, support)``, ``support`` the

@@ -33,7 +33,8 @@ class _ReLUL1(torch.autograd.Function):
     def backward(ctx, grad_z: torch.Tensor, grad_l1: torch.Tensor):
         z, norms = ctx.saved_tensors
         scale = (grad_l1 / z.shape[1])[:, None, None]
-        grad_pre = torch.ops.aten.threshold_backward(torch.addcmul(grad_z, norms.to(z.dtype)[:, None, :], scale), z, 0)
+        grad_pre = torch.addcmul(grad_z, norms.to(z.dtype)[:, None, :], scale)
+        torch.ops.aten.threshold_backward.grad_input(grad_pre, z, 0, grad_input=grad_pre)  # in place: no second B x m
         grad_norms = scale[:, 0] * z.sum(1).to(norms.dtype) if ctx.needs_input_grad[1] else None
         return grad_pre, grad_norms
 
