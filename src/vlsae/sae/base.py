@@ -11,7 +11,9 @@ parameters viewed with ``S = 1`` (:meth:`SparseAutoencoder.p`). :func:`stack_sae
 fresh SAEs into one such module and :func:`unstack_into` writes it back, so SAEs that share a pass over the
 data train as one module (batched matmuls, one top-k, one optimiser step; :mod:`vlsae.sae.train`). Member
 ``s`` sees exactly the arithmetic it would see alone: matrix products are ``bmm`` (per member the same as
-``mm``), matrix-vector products and reductions run per member or along contiguous rows.
+``mm``, which a lone SAE takes: :func:`member_products`), matrix-vector products and reductions run per member
+or along contiguous rows. Members are taken as views (``squeeze``, ``unbind``), never by indexing (``w[0]``),
+whose backward writes each use's gradient into a zero tensor of the whole stack.
 """
 
 from __future__ import annotations
