@@ -11,7 +11,7 @@ parameters viewed with ``S = 1`` (:meth:`SparseAutoencoder.p`). :func:`stack_sae
 fresh SAEs into one such module and :func:`unstack_into` writes it back, so SAEs that share a pass over the
 data train as one module (batched matmuls, one top-k, one optimiser step; :mod:`vlsae.sae.train`). Member
 ``s`` sees exactly the arithmetic it would see alone: matrix products are ``bmm`` (per member the same as
-``mm``, which a lone SAE takes: :func:`member_products`), matrix-vector products and reductions run per member
+``mm``, which a lone SAE takes: :func:`~vlsae.sae.kernels.member_products`), matrix-vector products and reductions run per member
 or along contiguous rows. Members are taken as views (``squeeze``, ``unbind``), never by indexing (``w[0]``),
 whose backward writes each use's gradient into a zero tensor of the whole stack.
 """
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import sparse_decode
+from .kernels import member_products, sparse_decode
 
 
 @dataclass
@@ -240,15 +240,6 @@ class EncoderSAE(SparseAutoencoder):
     def aux_scores(self, x: torch.Tensor, residual: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """The dead latents' own pre-activations (Gao et al.'s AuxK)."""
         return F.linear(x - self.b_dec, self.W_enc[latents], self.b_enc[latents])
-
-
-def member_products(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``a_s b_s (+ bias_s)`` per member (``S x B x n``, ``S x n x m``, ``S x m``): ``bmm``/``baddbmm``, or ``mm``/``addmm``
-    for one member (the same kernel per member; ``bmm`` of one is slower on the CPU, and its backward copies)."""
-    if len(a) > 1:
-        return torch.bmm(a, b) if bias is None else torch.baddbmm(bias[:, None, :], a, b)
-    a, b = a.squeeze(0), b.squeeze(0)  # views, unlike a[0], whose backward fills a zero tensor to copy into
-    return (torch.mm(a, b) if bias is None else torch.addmm(bias.squeeze(0), a, b)).unsqueeze(0)
 
 
 def as_stack(pre: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,15 @@ def _encoder_grads(ctx, x, weight, rows, cols, g):
     return grad_w, grad_b
 
 
+def member_products(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``a_s b_s (+ bias_s)`` per member (``S x B x n``, ``S x n x m``, ``S x m``): ``bmm``/``baddbmm``, or ``mm``/``addmm``
+    for one member (the same kernel per member; ``bmm`` of one is slower on the CPU, and its backward copies)."""
+    if len(a) > 1:
+        return torch.bmm(a, b) if bias is None else torch.baddbmm(bias[:, None, :], a, b)
+    a, b = a.squeeze(0), b.squeeze(0)  # views, unlike a[0], whose backward fills a zero tensor to copy into
+    return (torch.mm(a, b) if bias is None else torch.addmm(bias.squeeze(0), a, b)).unsqueeze(0)
+
+
 def _flat(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A stack's ``S x B x d`` inputs and ``S x m x d`` weights as one ``(S B) x d`` and one ``(S m) x d`` table."""
     return x.reshape(-1, x.shape[-1]), weight.reshape(-1, weight.shape[-1])
@@ -52,7 +61,7 @@ def _offsets(stack: int, per_member: int, device) -> torch.Tensor:
 class _TopKEncode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int):
-        values, indices = torch.baddbmm(bias[:, None, :], x, weight.transpose(1, 2)).topk(k, dim=-1, sorted=False)
+        values, indices = member_products(x, weight.transpose(1, 2), bias).topk(k, dim=-1, sorted=False)
         ctx.save_for_backward(x, weight, indices)
         ctx.mark_non_differentiable(indices)
         return values, indices
@@ -101,7 +110,7 @@ def batch_top(pre: torch.Tensor, n: int, per_row: int) -> tuple[torch.Tensor, to
 class _BatchTopKEncode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, n: int, per_row: int):
-        values, rows, cols = batch_top(torch.baddbmm(bias[:, None, :], x, weight.transpose(1, 2)), n, per_row)
+        values, rows, cols = batch_top(member_products(x, weight.transpose(1, 2), bias), n, per_row)
         ctx.save_for_backward(x, weight, rows, cols)
         ctx.mark_non_differentiable(rows, cols)
         return values, rows, cols

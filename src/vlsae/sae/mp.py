@@ -30,7 +30,7 @@ import torch
 
 from ..device import memory_bytes
 from .base import Code, SparseAutoencoder
-from .kernels import picked_correlations
+from .kernels import member_products, picked_correlations
 from .topk import check_k
 
 SELECTIONS = ("absolute", "signed")
@@ -68,11 +68,11 @@ class MatchingPursuitSAE(SparseAutoencoder):
         w = self._atoms()
         if self.training:
             self._gram_cache = None
-            return torch.bmm(w, w.transpose(1, 2))
+            return member_products(w, w.transpose(1, 2))
         key = (self.W_dec._version, self.W_dec.data_ptr(), w.device)
         if self._gram_cache is None or self._gram_cache[0] != key:
             self._gram_cache = None  # release the stale matrix before building the new one
-            self._gram_cache = (key, torch.bmm(w, w.transpose(1, 2)))
+            self._gram_cache = (key, member_products(w, w.transpose(1, 2)))
         return self._gram_cache[1]
 
     def use_gram(self, batch: int) -> bool:
@@ -98,7 +98,7 @@ class MatchingPursuitSAE(SparseAutoencoder):
         stack, batch, _ = r0.shape
         if gram is None and self.use_gram(batch):
             gram = self.gram()
-        corr = torch.bmm(r0.to(self._dtype), w.transpose(1, 2)) if corr is None else corr.detach().to(self._dtype, copy=True)
+        corr = member_products(r0.to(self._dtype), w.transpose(1, 2)) if corr is None else corr.detach().to(self._dtype, copy=True)
         picks = torch.empty(stack, batch, self.k, dtype=torch.long, device=r0.device)
         magnitude = torch.empty_like(corr)  # reused: allocating |c| every step doubles the argmax cost on CPU
         offsets = (torch.arange(stack, device=r0.device) * self.m)[:, None]
@@ -133,8 +133,8 @@ class MatchingPursuitSAE(SparseAutoencoder):
             if self.dense_products(batch):
                 if corr is None:
                     with torch.no_grad():
-                        corr = torch.bmm(r0, w.transpose(1, 2))
-                gram = torch.bmm(w, w.transpose(1, 2)) if gram is None else gram
+                        corr = member_products(r0, w.transpose(1, 2))
+                gram = member_products(w, w.transpose(1, 2)) if gram is None else gram
                 pairs = (picks[..., :, None] * self.m + picks[..., None, :]).view(stack, -1)
                 products = gram.view(stack, -1).gather(1, pairs).view(stack, batch, k, k)
                 corr0 = picked_correlations(r0, w, picks, corr)
@@ -172,8 +172,8 @@ class MatchingPursuitSAE(SparseAutoencoder):
             with torch.autocast(r0.device.type, enabled=False):
                 w = self.p(self.W_dec).to(self._dtype)
                 with torch.no_grad():  # selection reads all of it; the values only the picked entries (sparse backward)
-                    corr = torch.bmm(r0.to(self._dtype), w.transpose(1, 2))
-                gram = torch.bmm(w, w.transpose(1, 2)) if torch.is_grad_enabled() else self.gram()
+                    corr = member_products(r0.to(self._dtype), w.transpose(1, 2))
+                gram = member_products(w, w.transpose(1, 2)) if torch.is_grad_enabled() else self.gram()
         picks = self.select(r0, corr, gram)
         support = self.support(r0, picks, corr, gram)
         return Code(support[0].flatten(0, 1), picks.flatten(0, 1), self.m, stack=len(x)), r0, support
